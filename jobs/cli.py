@@ -1,0 +1,238 @@
+"""The ``replenish`` command: one verb per thing a user does, each with ``--help``.
+
+Heavy libraries are imported inside the verb that needs them, so ``replenish --help`` and
+``replenish warehouse status`` answer at once.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from jobs.config import ENV_VARS, Config, load_config
+
+__all__ = ["main", "build_parser"]
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") \
+            from None
+
+
+def _env_help() -> str:
+    lines = ["environment variables (lower precedence than the options above):"]
+    lines += [f"  {name:<32} {doc}" for name, (_, doc) in ENV_VARS.items()]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- verbs
+def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs import generate
+
+    result = generate.run(cfg, scenario=args.scenario, start=args.start, days=args.days,
+                          seed=args.seed, progress=not args.no_progress)
+    end = result.start + dt.timedelta(days=result.days - 1)
+    print(f"generated scenario {result.scenario!r} (seed {result.seed}): {result.stores} stores "
+          f"x {result.skus} SKUs, {result.start} .. {end} ({result.days} days)")
+    for table, rows in sorted(result.rows.items()):
+        print(f"  {table:<14} {rows:>14,} rows")
+    print(f"  {result.seconds:.1f} s, {result.rows_per_second:,.0f} rows/s, "
+          f"peak memory {result.peak_rss_mb:,.0f} MB")
+    print(f"lake: {cfg.lake}   ground truth: {cfg.truth}")
+    return 0
+
+
+def _cmd_import(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs import importer
+
+    result = importer.run(cfg, args.path, start=args.start, end=args.end, stores=args.stores,
+                          items=args.items, progress=not args.no_progress)
+    print(result.summary())
+    return 0
+
+
+def _cmd_warehouse(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs import warehouse
+
+    action = args.action
+    if action == "start":
+        print(warehouse.start(cfg))
+    elif action == "stop":
+        warehouse.stop(cfg)
+    elif action == "status":
+        info = warehouse.status(cfg)
+        for key, value in info.items():
+            print(f"{key:<20} {value}")
+        return 0 if info.get("running") else 3
+    elif action == "url":
+        print(warehouse.url(cfg))
+    elif action == "migrate":
+        applied = warehouse.migrate(cfg)
+        print("applied: " + (", ".join(applied) if applied else "nothing (already up to date)"))
+    elif action == "psql":
+        return warehouse.psql(cfg, list(args.psql_args))
+    return 0
+
+
+def _cmd_schema(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs import schema
+
+    if args.markdown:
+        print(schema.schema_markdown())
+        return 0
+    for group in (schema.RAW_TABLES, schema.TRUTH_TABLES):
+        for t in group.values():
+            print(f"{t.name}: {t.doc}")
+            for c in t.columns:
+                print(f"  {c.name:<26} {str(c.type):<14} {c.doc}")
+    return 0
+
+
+def _cmd_config(cfg: Config, args: argparse.Namespace) -> int:
+    data = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "extra"}
+    data.update(lake=cfg.lake, truth=cfg.truth, reports=cfg.reports, pg_dir=cfg.pg_dir,
+                mlflow_uri=cfg.mlflow_uri)
+    print(json.dumps({k: (str(v) if v is not None else None) for k, v in data.items()},
+                     indent=2))
+    return 0
+
+
+def _cmd_stats(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs import world_stats
+
+    stats = world_stats.measure(cfg, warmup_days=args.warmup)
+    for key, value in dataclasses.asdict(stats).items():
+        print(f"{key:<28} {value}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="replenish", formatter_class=fmt,
+        description="Nightly ML replenishment for quick-commerce dark stores: generate or "
+                    "import data, manage the warehouse, run pipeline steps.",
+        epilog=_env_help())
+    p.add_argument("--home", help="root for all outputs (overrides REPLENISH_HOME; default ./var)")
+    p.add_argument("--config", help="TOML file with config fields (overrides REPLENISH_CONFIG)")
+    p.add_argument("--spark-master", help="Spark master URL (overrides SPARK_MASTER)")
+    p.add_argument("--warehouse-url", help="PostgreSQL URL of the warehouse (overrides "
+                   "REPLENISH_WAREHOUSE_URL); never put a password in it, use PGPASSWORD")
+    p.add_argument("--mlflow-tracking-uri", help="MLflow tracking URI (overrides "
+                   "MLFLOW_TRACKING_URI)")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    g = sub.add_parser("generate", formatter_class=fmt,
+                       help="write a synthetic dark-store world with ground truth into the lake",
+                       description="Simulate a quick-commerce world day by day and write the "
+                       "raw tables to $REPLENISH_HOME/lake and the true demand to "
+                       "$REPLENISH_HOME/truth. Deterministic for a seed; memory stays bounded "
+                       "because each day is written as soon as it is simulated.")
+    g.add_argument("--scenario", default="tiny", choices=["tiny", "small", "medium", "blinkit"],
+                   help="size of the world: tiny 4 stores x 40 SKUs (tests), small 10 x 200, "
+                   "medium 100 x 1,000, blinkit 400 x 8,000 (default: tiny)")
+    g.add_argument("--start", type=_date, default=dt.date(2025, 1, 1),
+                   help="first simulated day, YYYY-MM-DD (default 2025-01-01)")
+    g.add_argument("--days", type=int, default=None,
+                   help="number of days (default per scenario: tiny 120, small 365, "
+                   "medium 730, blinkit 365)")
+    g.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    g.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    g.set_defaults(func=_cmd_generate)
+
+    imp = sub.add_parser("import", help="bring your own data into the lake",
+                         description="Map an external data set into the raw lake tables.")
+    imp_sub = imp.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    si = imp_sub.add_parser("store-item", formatter_class=fmt,
+                            help="the public store-item-demand layout (date, store, item, sales)",
+                            description="Import a CSV (or a zip holding train.csv) with "
+                            "columns date,store,item,sales. What the data lacks is filled with "
+                            "documented defaults (docs/bring_your_own_data.md); rejected rows "
+                            "go to lake/quarantine/import_store_item/ with their reason.")
+    si.add_argument("path", type=Path, help="CSV file or zip archive")
+    si.add_argument("--start", type=_date, help="first date to import (default: all)")
+    si.add_argument("--end", type=_date, help="last date to import (default: all)")
+    si.add_argument("--stores", type=_int_list, help="comma-separated store ids to keep")
+    si.add_argument("--items", type=_int_list, help="comma-separated item ids to keep")
+    si.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    si.set_defaults(func=_cmd_import)
+
+    w = sub.add_parser("warehouse", formatter_class=fmt,
+                       help="start, stop, inspect and migrate the PostgreSQL warehouse",
+                       description="Without REPLENISH_WAREHOUSE_URL the warehouse is an "
+                       "embedded PostgreSQL under $REPLENISH_HOME/pg that survives between "
+                       "commands; with it, the same verbs act on that server (start/stop only "
+                       "check it).\n\nactions:\n"
+                       "  start    start the embedded server (idempotent) and print its URL\n"
+                       "  stop     stop the embedded server\n"
+                       "  status   print state, URL, version and applied migrations "
+                       "(exit 3 if down)\n"
+                       "  url      print the connection URL (never a password)\n"
+                       "  migrate  apply sql/*.sql in order; idempotent\n"
+                       "  psql     open psql on the warehouse; arguments after -- go to psql")
+    w.add_argument("action", choices=["start", "stop", "status", "url", "migrate", "psql"],
+                   help="what to do (see above)")
+    w.add_argument("psql_args", nargs=argparse.REMAINDER,
+                   help="extra arguments for psql, e.g. -- -c 'select 1'")
+    w.set_defaults(func=_cmd_warehouse)
+
+    s = sub.add_parser("schema", help="print the raw lake schema (the bring-your-own-data "
+                       "contract)", description="Print every raw and ground-truth table with "
+                       "its columns, types and meaning.")
+    s.add_argument("--markdown", action="store_true", help="print as Markdown "
+                   "(docs/raw_schema.md is made this way)")
+    s.set_defaults(func=_cmd_schema)
+
+    c = sub.add_parser("config", help="print the effective configuration",
+                       description="Print the configuration after applying defaults, the TOML "
+                       "file, environment variables and command-line options, in that order "
+                       "of precedence.")
+    c.set_defaults(func=_cmd_config)
+
+    st = sub.add_parser("stats", help="measure a generated world (calibration evidence)",
+                        description="Read the lake and the ground truth back and print the "
+                        "min-max rule's fill rate, perishable waste, turnover, naive MAPE and "
+                        "the demand shape (evening share, festival uplift, weekend ratio, "
+                        "monsoon effect, daily swing).")
+    st.add_argument("--warmup", type=int, default=28,
+                    help="days at the start to skip while the reorder rule settles (default 28)")
+    st.set_defaults(func=_cmd_stats)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "psql_args", None) and args.psql_args[:1] == ["--"]:
+        args.psql_args = args.psql_args[1:]
+    try:
+        cfg = load_config(config_file=args.config, home=args.home,
+                          spark_master=args.spark_master, warehouse_url=args.warehouse_url,
+                          mlflow_tracking_uri=args.mlflow_tracking_uri)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    func: Callable[[Config, argparse.Namespace], int] = args.func
+    try:
+        return func(cfg, args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"replenish {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

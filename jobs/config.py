@@ -1,0 +1,154 @@
+"""The one typed, frozen configuration object every job receives.
+
+Precedence, lowest to highest: built-in defaults < a TOML file (``REPLENISH_CONFIG`` or
+``--config``) < environment variables < explicit overrides (command-line options).
+Connections are configuration, never code; no credentials live in this repository.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["Config", "ENV_VARS", "load_config"]
+
+#: Environment variable -> (field name, meaning). The README's table is generated from this.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "REPLENISH_HOME": ("home", "Root of everything the pipeline writes (lake, truth, "
+                       "reports, embedded PostgreSQL, MLflow, Airflow). Default ./var"),
+    "REPLENISH_CONFIG": ("config_file", "Optional TOML file with any of the fields below "
+                         "(keys are the lower-case field names)"),
+    "SPARK_MASTER": ("spark_master", "Spark master URL. Default local[*]; e.g. "
+                     "spark://host:7077 for a standalone cluster"),
+    "SPARK_DRIVER_MEMORY": ("spark_driver_memory", "Driver memory for local Spark. Default 4g"),
+    "SPARK_SHUFFLE_PARTITIONS": ("spark_shuffle_partitions",
+                                 "spark.sql.shuffle.partitions. Default 8 (2-core machine)"),
+    "REPLENISH_WAREHOUSE_URL": ("warehouse_url", "PostgreSQL URL of the warehouse "
+                                "(postgresql://user@host:5432/db; password via PGPASSWORD or "
+                                "~/.pgpass). Default: the embedded PostgreSQL under "
+                                "$REPLENISH_HOME/pg"),
+    "REPLENISH_PG_PORT": ("pg_port", "Port of the embedded PostgreSQL. Default 54329"),
+    "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", "MLflow tracking server or store. "
+                            "Default sqlite:///$REPLENISH_HOME/mlflow/mlflow.db"),
+    "REPLENISH_QUARANTINE_MAX_SHARE": ("quarantine_max_share", "Share of a partition's rows "
+                                       "that may be quarantined before a step fails. "
+                                       "Default 0.01"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a job needs to know about where things are and how to reach them."""
+
+    home: Path = Path("var")
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "4g"
+    spark_shuffle_partitions: int = 8
+    spark_ui: bool = False
+    warehouse_url: str | None = None
+    pg_port: int = 54329
+    mlflow_tracking_uri: str | None = None
+    quarantine_max_share: float = 0.01
+    config_file: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # Accept plain strings for paths, so Config(home="/tmp/x") just works.
+        object.__setattr__(self, "home", Path(self.home))
+        if self.config_file is not None:
+            object.__setattr__(self, "config_file", Path(self.config_file))
+
+    # Derived locations: one root, so a run is a folder you can delete or copy.
+    @property
+    def lake(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def truth(self) -> Path:
+        return self.home / "truth"
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def mlflow_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def uses_embedded_warehouse(self) -> bool:
+        return not self.warehouse_url
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a string from the environment or a TOML value into the field's type."""
+    if value is None:
+        return None
+    if name in ("home", "config_file"):
+        return Path(os.path.expanduser(str(value)))
+    if name in ("spark_shuffle_partitions", "pg_port"):
+        return int(value)
+    if name == "quarantine_max_share":
+        share = float(value)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"quarantine_max_share must lie in [0, 1], got {value!r}")
+        return share
+    if name == "spark_ui":
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return str(value) if value != "" else None
+
+
+def load_config(env: Mapping[str, str] | None = None, config_file: str | Path | None = None,
+                **overrides: Any) -> Config:
+    """Build the Config from defaults, an optional TOML file, the environment and overrides.
+
+    ``overrides`` whose value is None are ignored, so command-line options that were not
+    given do not mask the environment.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+
+    path = config_file or env.get("REPLENISH_CONFIG")
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} (from --config or REPLENISH_CONFIG) "
+                                    "does not exist")
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ValueError(f"config file {path}: unknown keys {unknown}; "
+                             f"known keys are {sorted(_FIELDS)}")
+        values.update({k: _coerce(k, v) for k, v in data.items()})
+        values["config_file"] = path
+
+    for var, (name, _) in ENV_VARS.items():
+        if var in env and name != "config_file":
+            values[name] = _coerce(name, env[var])
+
+    for name, value in overrides.items():
+        if name not in _FIELDS:
+            raise TypeError(f"unknown config field {name!r}")
+        if value is not None:
+            values[name] = _coerce(name, value)
+    return Config(**values)
