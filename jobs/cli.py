@@ -10,8 +10,8 @@ import dataclasses
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from jobs.config import ENV_VARS, Config, load_config
 
@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "REPLENISH_WAREHOUSE_URL); never put a password in it, use PGPASSWORD")
     p.add_argument("--mlflow-tracking-uri", help="MLflow tracking URI (overrides "
                    "MLFLOW_TRACKING_URI)")
-    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True,
+                           help="what to do; 'replenish VERB --help' explains each")
 
     g = sub.add_parser("generate", formatter_class=fmt,
                        help="write a synthetic dark-store world with ground truth into the lake",
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="bring your own data into the lake",
                          description="Map an external data set into the raw lake tables.")
-    imp_sub = imp.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    imp_sub = imp.add_subparsers(dest="format", metavar="FORMAT", required=True,
+                                 help="layout of the data to import")
     si = imp_sub.add_parser("store-item", formatter_class=fmt,
                             help="the public store-item-demand layout (date, store, item, sales)",
                             description="Import a CSV (or a zip holding train.csv) with "

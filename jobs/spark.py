@@ -41,7 +41,7 @@ def spark_conf(cfg: Config, app_name: str) -> dict[str, str]:
     return conf
 
 
-def get_spark(cfg: Config, app_name: str = "replenish") -> "SparkSession":
+def get_spark(cfg: Config, app_name: str = "replenish") -> SparkSession:
     """Return the active SparkSession or build one from ``cfg``."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

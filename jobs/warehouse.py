@@ -208,7 +208,7 @@ def _ensure_service_user() -> _Account:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0 and "already exists" not in done.stderr:
             raise WarehouseError(f"could not create system user {SERVICE_USER!r} to run "
-                                 f"PostgreSQL (it refuses root): {done.stderr.strip()}")
+                                 f"PostgreSQL (it refuses root): {done.stderr.strip()}") from None
         entry = pwd.getpwnam(SERVICE_USER)
     return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
 

@@ -6,8 +6,8 @@ demand, an intraday arrival curve, a simple min-max reorder rule that produces t
 and the sales that the stock allowed. Memory is bounded by the number of store x SKU pairs,
 never by the number of days.
 
-Every random draw comes from ``numpy.random.default_rng([seed, stream, day])``, so a day's
-draws do not depend on how many days were generated before it.
+Every random draw comes from ``numpy.random.default_rng([seed, stream, day])``, so the
+same seed and start date give the same days whatever the window's length.
 """
 from __future__ import annotations
 
@@ -244,9 +244,8 @@ class World:
         lead = np.where(perishable, 1, rng.choice([1, 2, 2, 3], n)).astype(np.int32)
         volume = np.round(rng.lognormal(np.log(0.6), 0.6, n), 3)
         # A few SKUs are new: launched during the window, with short history.
-        launch_offset = np.where(rng.random(n) < 0.05,
-                                 rng.integers(self.days // 3, max(self.days // 3 + 1,
-                                                                   self.days - 7), n),
+        # A few SKUs are new: launched 2-26 weeks into the window, with short history.
+        launch_offset = np.where(rng.random(n) < 0.05, rng.integers(14, 180, n),
                                  -rng.integers(200, 1500, n))
         launched = [self.start + dt.timedelta(days=int(d)) for d in launch_offset]
         cats = [x[0] for x in c]
@@ -309,36 +308,42 @@ class World:
         return prof
 
     def _build_weather(self) -> None:
-        rng = np.random.default_rng([self.seed, 2])
+        """Daily weather per city; day ``d`` draws from its own seed, so a longer window
+        never changes the days a shorter one produced."""
         n_days, n_c = self.days, len(self.cities)
-        dates = [self.start + dt.timedelta(days=i) for i in range(n_days)]
-        months = np.array([d.month for d in dates])
-        temps = np.array([[t[m - 1] for m in months] for t in self.cities.temps])
-        noise = np.zeros((n_c, n_days))
-        for i in range(1, n_days):
-            noise[:, i] = 0.7 * noise[:, i - 1] + rng.normal(0, 1.2, n_c)
-        monsoon = np.array([[m in ms for m in months] for ms in self.cities.monsoon])
-        wet = rng.random((n_c, n_days)) < np.where(monsoon, 0.6, 0.05)
-        rain = np.where(wet, rng.gamma(1.2, np.where(monsoon, 18.0, 6.0)), 0.0)
-        self.w_temp = np.round(temps + noise - np.where(rain > 10, 2.0, 0.0), 1)
-        self.w_rain = np.round(rain, 1)
-        self.w_hum = np.round(np.clip(np.where(monsoon, 0.82, 0.5)
-                                      + rng.normal(0, 0.06, (n_c, n_days)), 0.1, 1.0), 2)
+        temp = np.zeros((n_c, n_days))
+        rain = np.zeros((n_c, n_days))
+        hum = np.zeros((n_c, n_days))
+        noise = np.zeros(n_c)
+        for d in range(n_days):
+            rng = np.random.default_rng([self.seed, 2, d])
+            month = (self.start + dt.timedelta(days=d)).month
+            base = np.array([t[month - 1] for t in self.cities.temps], float)
+            monsoon = np.array([month in ms for ms in self.cities.monsoon])
+            noise = 0.7 * noise + rng.normal(0, 1.2, n_c)
+            wet = rng.random(n_c) < np.where(monsoon, 0.6, 0.05)
+            rain[:, d] = np.where(wet, rng.gamma(1.2, np.where(monsoon, 18.0, 6.0)), 0.0)
+            temp[:, d] = base + noise - np.where(rain[:, d] > 10, 2.0, 0.0)
+            hum[:, d] = np.clip(np.where(monsoon, 0.82, 0.5) + rng.normal(0, 0.06, n_c),
+                                0.1, 1.0)
+        self.w_temp, self.w_rain, self.w_hum = temp.round(1), rain.round(1), hum.round(2)
 
     def _build_promotions(self) -> None:
         """Promotion events: (city index or -1 for all, sku index, first day, last day, disc)."""
-        rng = np.random.default_rng([self.seed, 3])
         n_sku, rows = len(self.skus), []
-        starts = rng.random((n_sku, self.days)) < 1 / 90  # about 4 events per SKU a year
-        for k, d in zip(*np.nonzero(starts)):
-            city = -1 if rng.random() < 0.4 else int(rng.integers(0, len(self.cities)))
-            length = int(rng.integers(3, 8))
-            disc = float(rng.choice([0.1, 0.15, 0.2, 0.25, 0.3]))
-            rows.append((city, int(k), int(d), int(d) + length - 1, disc, "discount"))
+        for d in range(self.days):
+            rng = np.random.default_rng([self.seed, 3, d])
+            starts = np.nonzero(rng.random(n_sku) < 1 / 90)[0]  # ~4 events per SKU a year
+            for k in starts:
+                city = -1 if rng.random() < 0.4 else int(rng.integers(0, len(self.cities)))
+                length = int(rng.integers(3, 8))
+                disc = float(rng.choice([0.1, 0.15, 0.2, 0.25, 0.3]))
+                rows.append((city, int(k), d, d + length - 1, disc, "discount"))
         # Festival promotions for the categories a festival moves.
         for d in range(self.days):
             day = self.start + dt.timedelta(days=d)
-            for fest, inten, off in festival_intensity(day):
+            rng = np.random.default_rng([self.seed, 3, d, 1])
+            for fest, _inten, off in festival_intensity(day):
                 if off != -4:
                     continue
                 for cat, peak in fest.peaks.items():
@@ -349,7 +354,10 @@ class World:
                         rows.append((-1, int(k), d, d + 4, 0.15, "festival"))
         self.promos = pd.DataFrame(rows, columns=["city", "sku", "first", "last", "discount",
                                                   "promo_type"])
-        self.promos["promo_id"] = [f"P{i + 1:06d}" for i in range(len(self.promos))]
+        # Ids from the start day and SKU, so they do not depend on the window's length.
+        first = [self.start + dt.timedelta(days=int(d)) for d in self.promos["first"]]
+        self.promos["promo_id"] = [f"{t[0].upper()}{f:%Y%m%d}-{k + 1}" for t, f, k in zip(
+            self.promos.promo_type, first, self.promos.sku, strict=False)]
 
     def _init_state(self) -> None:
         n = len(self.p_store)

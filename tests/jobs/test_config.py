@@ -1,0 +1,72 @@
+"""Config precedence: defaults < TOML file < environment < explicit options."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+from jobs.config import Config, load_config
+
+
+def test_defaults_without_anything():
+    cfg = load_config(env={})
+    assert cfg == Config()
+    assert cfg.home == Path("var") and cfg.spark_master == "local[*]"
+    assert cfg.uses_embedded_warehouse
+    assert cfg.mlflow_uri.startswith("sqlite:///") and cfg.mlflow_uri.endswith("mlflow.db")
+
+
+def test_file_then_env_then_override(tmp_path):
+    toml = tmp_path / "r.toml"
+    toml.write_text('home = "/from/file"\nspark_master = "spark://file:7077"\n'
+                    'quarantine_max_share = 0.05\npg_port = 6000\n')
+    cfg = load_config(env={"REPLENISH_CONFIG": str(toml)})
+    assert (cfg.home, cfg.spark_master, cfg.quarantine_max_share, cfg.pg_port) == (
+        Path("/from/file"), "spark://file:7077", 0.05, 6000)
+
+    env = {"REPLENISH_CONFIG": str(toml), "SPARK_MASTER": "spark://env:7077",
+           "REPLENISH_HOME": "/from/env"}
+    cfg = load_config(env=env)
+    assert cfg.spark_master == "spark://env:7077" and cfg.home == Path("/from/env")
+    assert cfg.pg_port == 6000, "keys the environment does not set still come from the file"
+
+    cfg = load_config(env=env, home="/from/flag", spark_master=None)
+    assert cfg.home == Path("/from/flag")
+    assert cfg.spark_master == "spark://env:7077", "an option not given must not mask env"
+
+
+def test_warehouse_and_mlflow_urls_from_env():
+    cfg = load_config(env={"REPLENISH_WAREHOUSE_URL": "postgresql://bi@db:5432/w",
+                           "MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert not cfg.uses_embedded_warehouse
+    assert cfg.mlflow_uri == "http://mlflow:5000"
+
+
+@pytest.mark.parametrize("content, message", [
+    ('colour = "blue"\n', "unknown keys \\['colour'\\]"),
+    ("quarantine_max_share = 2.0\n", "quarantine_max_share must lie in"),
+])
+def test_bad_config_file_is_a_clear_error(tmp_path, content, message):
+    toml = tmp_path / "bad.toml"
+    toml.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_config(env={}, config_file=toml)
+
+
+def test_missing_config_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
+        load_config(env={"REPLENISH_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().home = Path("/elsewhere")  # type: ignore[misc]
+
+
+def test_cli_home_option_beats_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REPLENISH_HOME", str(tmp_path / "env"))
+    assert main(["--home", str(tmp_path / "flag"), "config"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "flag") in out and str(tmp_path / "env") not in out
