@@ -260,7 +260,7 @@ class World:
             "volume_l": volume, "launched_on": launched, "launch_offset": launch_offset,
             "cat_idx": cat_idx, "rate": rate,
             "elasticity": rng.uniform([x[10][0] for x in c], [x[10][1] for x in c]),
-            "dispersion": rng.uniform(2.0, 8.0, n),
+            "dispersion": rng.uniform(4.0, 15.0, n),
             "trend": rng.normal(0.0, 0.12, n),
             "morning_factor": [x[7] for x in c],
         })
