@@ -286,7 +286,7 @@ def _update_results(path: Path, section: str) -> None:
     text = path.read_text() if path.exists() else RESULTS_HEADER
     lines = text.splitlines()
     try:
-        start = next(i for i, l in enumerate(lines) if l.strip() == SECTION)
+        start = next(i for i, line in enumerate(lines) if line.strip() == SECTION)
     except StopIteration:
         body = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     else:
