@@ -52,7 +52,7 @@ def _cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
         print(f"  {table:<14} {rows:>14,} rows")
     print(f"  {result.seconds:.1f} s, {result.rows_per_second:,.0f} rows/s, "
           f"peak memory {result.peak_rss_mb:,.0f} MB")
-    print(f"lake: {cfg.lake}   ground truth: {cfg.truth}")
+    print(f"landing: {cfg.landing}   ground truth: {cfg.truth}   (next: replenish run ingest)")
     return 0
 
 

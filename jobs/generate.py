@@ -1,6 +1,8 @@
 """``replenish generate``: write a synthetic world into the lake, day by day.
 
-Raw tables go to ``$REPLENISH_HOME/lake/<table>/date=YYYY-MM-DD/``; the ground truth goes to
+Raw tables go to the landing area ``$REPLENISH_HOME/landing/<table>/date=YYYY-MM-DD/``, where
+upstream systems would drop their daily extracts (``replenish run ingest`` brings them into
+the lake); the ground truth goes to
 ``$REPLENISH_HOME/truth/demand/date=YYYY-MM-DD/`` and is never read for training. Each day is
 written as soon as it is simulated, so memory stays bounded whatever the scenario.
 """
@@ -81,7 +83,7 @@ def _write_day(cfg: Config, r: DayResult) -> dict[str, int]:
                                         for c in r.calendar.columns}),
     }
     for name, t in out.items():
-        write_partition(cfg.lake, name, r.day, t)
+        write_partition(cfg.landing, name, r.day, t)
     write_partition(cfg.truth, "demand", r.day, truth)
     return {**{k: v.num_rows for k, v in out.items()}, "truth_demand": truth.num_rows}
 
@@ -91,7 +93,7 @@ def _write_dimensions(cfg: Config, world: World) -> dict[str, int]:
     for name, frame in (("stores", world.stores), ("skus", world.skus)):
         schema = arrow_schema(name)
         t = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-        write_partition(cfg.lake, name, world.start, t)
+        write_partition(cfg.landing, name, world.start, t)
         rows[name] = t.num_rows
     return rows
 

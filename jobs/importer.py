@@ -1,8 +1,8 @@
-"""Import the public "Store Item Demand Forecasting Challenge" data into the raw lake.
+"""Import the public "Store Item Demand Forecasting Challenge" data into the landing area.
 
 ``replenish import store-item CSV_OR_ZIP`` reads ``date,store,item,sales`` daily totals
 (a plain CSV, or a zip holding ``train.csv``) and writes the raw tables of
-``jobs/schema.py`` with ``jobs.lake.write_partition``, so every later step runs on it
+``jobs/schema.py`` into ``$REPLENISH_HOME/landing`` (``replenish run ingest`` takes it from there), so every later step runs on it
 unchanged. What the data lacks (prices, costs, shelf space, weather, festivals) is filled
 with the documented constants below; ``docs/bring_your_own_data.md`` lists them all.
 
@@ -358,8 +358,8 @@ def _write_lake(cfg: Config, good: pd.DataFrame, progress: bool) -> tuple[dict[s
     first = days[0].item()
     stores = _stores_table(good, first, len(days), good["sku_id"].nunique())
     skus = _skus_table(good, first)
-    write_partition(cfg.lake, "stores", first, stores)
-    write_partition(cfg.lake, "skus", first, skus)
+    write_partition(cfg.landing, "stores", first, stores)
+    write_partition(cfg.landing, "skus", first, skus)
 
     sales, line_days = _sales_table(good)
     bounds = np.searchsorted(line_days, days, side="left").tolist() + [len(line_days)]
@@ -375,6 +375,6 @@ def _write_lake(cfg: Config, good: pd.DataFrame, progress: bool) -> tuple[dict[s
                  "calendar": calendar[day.day <= 3], "weather": weather,
                  "promotions": promotions}
         for name, table in daily.items():
-            write_partition(cfg.lake, name, day, table)
+            write_partition(cfg.landing, name, day, table)
             written[name] += table.num_rows
     return written, len(days)

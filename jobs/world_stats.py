@@ -43,10 +43,10 @@ def measure(cfg: Config, start: dt.date | None = None, end: dt.date | None = Non
     start = start or dates[0] + dt.timedelta(days=warmup_days)
     end = end or dates[-1]
     truth = read_range(cfg.truth, "demand", start, end).to_pandas()
-    inv = read_range(cfg.lake, "inventory", start, end,
+    inv = read_range(cfg.landing, "inventory", start, end,
                      ["store_id", "sku_id", "on_hand", "received", "wasted"]).to_pandas()
-    skus = read_snapshot(cfg.lake, "skus", end).to_pandas().set_index("sku_id")
-    stores = read_snapshot(cfg.lake, "stores", end).to_pandas().set_index("store_id")
+    skus = read_snapshot(cfg.landing, "skus", end).to_pandas().set_index("sku_id")
+    stores = read_snapshot(cfg.landing, "stores", end).to_pandas().set_index("store_id")
     n_days = (end - start).days + 1
 
     fill = truth.sold.sum() / max(truth.demand.sum(), 1)
@@ -75,12 +75,12 @@ def measure(cfg: Config, start: dt.date | None = None, end: dt.date | None = Non
         ["store_id", "category", "date"]).demand.sum().unstack("date")
     swing = float(np.nanmedian(np.abs(cat.pct_change(axis=1, fill_method=None)).to_numpy()))
 
-    sales = read_range(cfg.lake, "sales", start, end, ["ts", "quantity", "store_id"])
+    sales = read_range(cfg.landing, "sales", start, end, ["ts", "quantity", "store_id"])
     hour = pc.hour(sales["ts"]).to_numpy()
     qty = sales["quantity"].to_numpy()
     evening = qty[(hour >= 18) & (hour < 22)].sum() / max(qty.sum(), 1)
 
-    cal = read_range(cfg.lake, "calendar", start, end).to_pandas()
+    cal = read_range(cfg.landing, "calendar", start, end).to_pandas()
     region_of = truth.store_id.map(stores.region)
     fest = cal.set_index(["date", "region"]).festival_intensity
     key = pd.MultiIndex.from_arrays([truth.date, region_of])
@@ -93,7 +93,7 @@ def measure(cfg: Config, start: dt.date | None = None, end: dt.date | None = Non
     dow = pd.to_datetime(per_day.index).dayofweek
     weekend = per_day.demand[dow >= 5].mean() / per_day.demand[dow < 5].mean()
 
-    weather = read_range(cfg.lake, "weather", start, end).to_pandas()
+    weather = read_range(cfg.landing, "weather", start, end).to_pandas()
     rain = weather.set_index(["date", "city"]).rain_mm
     rain_k = rain.reindex(pd.MultiIndex.from_arrays(
         [truth.date, truth.store_id.map(stores.city)])).to_numpy()

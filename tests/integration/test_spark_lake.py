@@ -11,9 +11,9 @@ from jobs.spark import get_spark, spark_conf
 
 def test_spark_reads_every_raw_table_with_the_declared_columns(spark, tiny_world):
     for name, table in RAW_TABLES.items():
-        df = spark.read.parquet(str(tiny_world.lake / name))
+        df = spark.read.parquet(str(tiny_world.landing / name))
         assert df.columns == table.names + ["date"], name
-    sales = spark.read.parquet(str(tiny_world.lake / "sales"))
+    sales = spark.read.parquet(str(tiny_world.landing / "sales"))
     types = dict(sales.dtypes)
     assert types["quantity"] == "int" and types["date"] == "date"
     assert types["ts"].startswith("timestamp")

@@ -50,7 +50,7 @@ def test_generate_then_schema_from_the_cli(tmp_path, capsys):
                  "--start", "2025-03-01"]) == 0
     out = capsys.readouterr().out
     assert "4 stores x 40 SKUs" in out
-    assert (home / "lake" / "sales" / f"date={dt.date(2025, 3, 3)}").is_dir()
+    assert (home / "landing" / "sales" / f"date={dt.date(2025, 3, 3)}").is_dir()
     assert (home / "truth" / "demand" / "date=2025-03-01").is_dir()
     assert main(["schema", "--markdown"]) == 0
     md = capsys.readouterr().out

@@ -19,8 +19,8 @@ END = TINY_START + dt.timedelta(days=TINY_DAYS - 1)
 
 def _truth(cfg: Config) -> pd.DataFrame:
     t = read_range(cfg.truth, "demand", TINY_START, END).to_pandas()
-    skus = read_snapshot(cfg.lake, "skus", END).to_pandas().set_index("sku_id")
-    stores = read_snapshot(cfg.lake, "stores", END).to_pandas().set_index("store_id")
+    skus = read_snapshot(cfg.landing, "skus", END).to_pandas().set_index("sku_id")
+    stores = read_snapshot(cfg.landing, "stores", END).to_pandas().set_index("store_id")
     return t.assign(category=t.sku_id.map(skus.category), region=t.store_id.map(stores.region),
                     perishable=t.sku_id.map(skus.is_perishable))
 
@@ -31,29 +31,29 @@ def test_same_seed_same_world_other_seed_other_world(tiny_world, tmp_path):
     other = Config(home=tmp_path / "other")
     generate.run(other, "tiny", TINY_START, 5, seed=8, progress=False)
     for table in ("sales", "inventory", "promotions", "weather", "calendar"):
-        for day in list_dates(again.lake, table):
-            assert read_partition(again.lake, table, day).equals(
-                read_partition(tiny_world.lake, table, day)), (table, day)
-    assert read_partition(again.lake, "stores", TINY_START).equals(
-        read_partition(tiny_world.lake, "stores", TINY_START))
-    assert not read_partition(other.lake, "sales", TINY_START).equals(
-        read_partition(again.lake, "sales", TINY_START))
+        for day in list_dates(again.landing, table):
+            assert read_partition(again.landing, table, day).equals(
+                read_partition(tiny_world.landing, table, day)), (table, day)
+    assert read_partition(again.landing, "stores", TINY_START).equals(
+        read_partition(tiny_world.landing, "stores", TINY_START))
+    assert not read_partition(other.landing, "sales", TINY_START).equals(
+        read_partition(again.landing, "sales", TINY_START))
 
 
 def test_regenerating_a_date_replaces_it(tmp_path):
     cfg = Config(home=tmp_path / "h")
     generate.run(cfg, "tiny", TINY_START, 3, seed=1, progress=False)
-    first = read_partition(cfg.lake, "sales", TINY_START)
+    first = read_partition(cfg.landing, "sales", TINY_START)
     generate.run(cfg, "tiny", TINY_START, 3, seed=1, progress=False)
-    assert read_partition(cfg.lake, "sales", TINY_START).equals(first)
-    files = list((cfg.lake / "sales" / f"date={TINY_START}").iterdir())
+    assert read_partition(cfg.landing, "sales", TINY_START).equals(first)
+    files = list((cfg.landing / "sales" / f"date={TINY_START}").iterdir())
     assert len(files) == 1
 
 
 def test_sales_never_exceed_stock_and_stock_is_conserved(tiny_world):
     cfg = tiny_world
     t = read_range(cfg.truth, "demand", TINY_START, END).to_pandas()
-    sales = read_range(cfg.lake, "sales", TINY_START, END).to_pandas()
+    sales = read_range(cfg.landing, "sales", TINY_START, END).to_pandas()
     sold = sales.groupby(["date", "store_id", "sku_id"]).quantity.sum()
     t = t.set_index(["date", "store_id", "sku_id"])
     t["sold_lines"] = sold.reindex(t.index).fillna(0).astype(int)
@@ -64,7 +64,7 @@ def test_sales_never_exceed_stock_and_stock_is_conserved(tiny_world):
     assert len(censored) > 0, "some days must run out of stock (censoring)"
     assert (censored.sold == censored.available).all()
 
-    inv = read_range(cfg.lake, "inventory", TINY_START, END).to_pandas().set_index(
+    inv = read_range(cfg.landing, "inventory", TINY_START, END).to_pandas().set_index(
         ["date", "store_id", "sku_id"]).sort_index()
     prev = inv.groupby(level=["store_id", "sku_id"]).on_hand.shift(1)
     inv = inv.assign(prev=prev, sold=t.sold).dropna(subset=["prev"])
@@ -75,8 +75,8 @@ def test_sales_never_exceed_stock_and_stock_is_conserved(tiny_world):
 
 
 def test_waste_only_for_perishables_and_it_happens(tiny_world):
-    inv = read_range(tiny_world.lake, "inventory", TINY_START, END).to_pandas()
-    skus = read_snapshot(tiny_world.lake, "skus", END).to_pandas().set_index("sku_id")
+    inv = read_range(tiny_world.landing, "inventory", TINY_START, END).to_pandas()
+    skus = read_snapshot(tiny_world.landing, "skus", END).to_pandas().set_index("sku_id")
     per = inv.sku_id.map(skus.is_perishable)
     assert inv.wasted[~per].sum() == 0
     assert inv.wasted[per].sum() > 0
@@ -104,7 +104,7 @@ def test_weekend_is_busier_than_weekdays(tiny_world):
 
 
 def test_most_units_sell_in_the_evening(tiny_world):
-    sales = read_range(tiny_world.lake, "sales", TINY_START, END, ["ts", "quantity"])
+    sales = read_range(tiny_world.landing, "sales", TINY_START, END, ["ts", "quantity"])
     hour = pc.hour(sales["ts"]).to_numpy()
     qty = sales["quantity"].to_numpy()
     share = qty[(hour >= 18) & (hour < 22)].sum() / qty.sum()
@@ -119,7 +119,7 @@ def test_stores_form_distinct_clusters_and_skus_have_a_long_tail(tiny_world):
     assert per_pair.max() > 10 * per_pair.median()
     zero_share = (t.groupby(["store_id", "sku_id"]).demand.apply(lambda s: (s == 0).mean()))
     assert (zero_share > 0.5).any(), "some series must be intermittent"
-    stores = read_snapshot(tiny_world.lake, "stores", END).to_pandas()
+    stores = read_snapshot(tiny_world.landing, "stores", END).to_pandas()
     assert stores.daily_budget.gt(0).all()
     assert stores[["capacity_ambient_l", "capacity_chilled_l", "capacity_frozen_l"]].gt(0).all(
         axis=None)

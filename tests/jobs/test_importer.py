@@ -60,7 +60,7 @@ def _expected_lines(path: Path) -> dict[tuple[dt.date, int, int], int]:
 
 
 def _sales_by_key(cfg: Config) -> dict[tuple[dt.date, int, int], int]:
-    t = read_range(cfg.lake, "sales", dt.date(2000, 1, 1), dt.date(2100, 1, 1)).to_pandas()
+    t = read_range(cfg.landing, "sales", dt.date(2000, 1, 1), dt.date(2100, 1, 1)).to_pandas()
     t["date"] = pd.to_datetime(t["date"]).dt.date
     return {(d, int(s), int(k)): int(q)
             for d, s, k, q in t[["date", "store_id", "sku_id", "quantity"]].itertuples(False)}
@@ -69,8 +69,8 @@ def _sales_by_key(cfg: Config) -> dict[tuple[dt.date, int, int], int]:
 def _lake_tables(cfg: Config) -> dict[str, pd.DataFrame]:
     out = {}
     for name in ("stores", "skus", "sales", "calendar", "weather", "promotions"):
-        for day in list_dates(cfg.lake, name):
-            out[f"{name}/{day}"] = read_partition(cfg.lake, name, day).to_pandas()
+        for day in list_dates(cfg.landing, name):
+            out[f"{name}/{day}"] = read_partition(cfg.landing, name, day).to_pandas()
     out["rejected"] = pq.read_table(importer.rejected_path(cfg)).to_pandas()
     return out
 
@@ -100,7 +100,7 @@ def test_import_counts_quarantine_and_sales(small_csv: Path, tmp_path: Path) -> 
     assert (DAYS[3], 1, 2) not in _sales_by_key(cfg)          # the zero-sales row
     assert res.tables["sales"] == len(expected) == 27
 
-    sales = read_partition(cfg.lake, "sales", DAYS[0]).to_pandas()
+    sales = read_partition(cfg.landing, "sales", DAYS[0]).to_pandas()
     assert (sales["ts"] == pd.Timestamp("2024-03-01 19:00")).all()
     assert sales["txn_id"].iloc[0] == "si-20240301-1-1"
     assert (sales["unit_price"] == 100.0).all() and not sales["on_promotion"].any()
@@ -110,25 +110,25 @@ def test_dimensions_and_daily_tables(small_csv: Path, tmp_path: Path) -> None:
     cfg = Config(home=tmp_path / "home")
     res = importer.run(cfg, small_csv, progress=False)
     assert (res.stores, res.skus) == (3, 2)
-    assert list_dates(cfg.lake, "stores") == [DAYS[0]] == list_dates(cfg.lake, "skus")
+    assert list_dates(cfg.landing, "stores") == [DAYS[0]] == list_dates(cfg.landing, "skus")
 
-    stores = read_partition(cfg.lake, "stores", DAYS[0]).to_pandas()
+    stores = read_partition(cfg.landing, "stores", DAYS[0]).to_pandas()
     assert stores["store_id"].tolist() == [1, 2, 3]
     assert stores["city"].tolist() == ["store-item-1", "store-item-2", "store-item-3"]
     units = pd.Series(_expected_lines(small_csv)).groupby(level=1).sum()
     assert stores["daily_budget"].tolist() == pytest.approx(
         (3 * units / 5 * 70.0).round(2).tolist())
 
-    skus = read_partition(cfg.lake, "skus", DAYS[0]).to_pandas()
+    skus = read_partition(cfg.landing, "skus", DAYS[0]).to_pandas()
     assert skus["sku_id"].tolist() == [1, 2]
     assert (skus["price"] == 100.0).all() and (skus["shelf_life_days"] == 365).all()
 
     for day in DAYS:
-        cal = read_partition(cfg.lake, "calendar", day).to_pandas()
+        cal = read_partition(cfg.landing, "calendar", day).to_pandas()
         assert cal["festival"].isna().all() and (cal["is_payday"] == (day.day <= 3)).all()
-        assert read_partition(cfg.lake, "weather", day).num_rows == 3
-        assert read_partition(cfg.lake, "promotions", day).num_rows == 0
-    assert list_dates(cfg.lake, "inventory") == []
+        assert read_partition(cfg.landing, "weather", day).num_rows == 3
+        assert read_partition(cfg.landing, "promotions", day).num_rows == 0
+    assert list_dates(cfg.landing, "inventory") == []
 
 
 def test_reimport_is_identical(small_csv: Path, tmp_path: Path) -> None:
@@ -193,6 +193,6 @@ def test_real_store_item_week(tmp_path: Path) -> None:
     week = train[(train["date"] >= pd.Timestamp(start)) & (train["date"] <= pd.Timestamp(end))]
     assert (res.stores, res.skus, res.partitions) == (10, 50, 7)
     assert res.rows_read == len(week) == 7 * 10 * 50 and res.rows_rejected == 0
-    sales = read_range(cfg.lake, "sales", start, end)
+    sales = read_range(cfg.landing, "sales", start, end)
     assert int(sales.column("quantity").to_pandas().sum()) == int(week["sales"].sum())
     assert sales.num_rows == int((week["sales"] > 0).sum())
