@@ -25,6 +25,13 @@ help: ## show this list
 install: $(STAMP) ## create .venv and install replenish with pinned versions (quick when done)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
+	@command -v java >/dev/null || echo "install: WARNING java (17) is not on PATH; Spark needs it"
+	@test -f /usr/share/java/postgresql.jar || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "install: PostgreSQL JDBC driver for Spark (Debian libpostgresql-jdbc-java)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null; }; \
+	  else echo "install: note: no PostgreSQL JDBC jar; ingest from PostgreSQL needs REPLENISH_JDBC_JAR"; fi; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

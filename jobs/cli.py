@@ -88,6 +88,21 @@ def _cmd_warehouse(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs.steps import run_step
+
+    if args.date and (args.date_from or args.date_to):
+        raise ValueError("give either --date or --from/--to, not both")
+    start = args.date or args.date_from
+    end = args.date or args.date_to or args.date_from
+    if start is None:
+        raise ValueError("give --date YYYY-MM-DD, or --from and --to for a backfill")
+    for result in run_step(cfg, args.step, start, end, progress=not args.no_progress):
+        text = result.summary() if hasattr(result, "summary") else str(result)
+        print(text)
+    return 0
+
+
 def _cmd_schema(cfg: Config, args: argparse.Namespace) -> int:
     from jobs import schema
 
@@ -192,6 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("psql_args", nargs=argparse.REMAINDER,
                    help="extra arguments for psql, e.g. -- -c 'select 1'")
     w.set_defaults(func=_cmd_warehouse)
+
+    from jobs.steps import STEPS
+
+    r = sub.add_parser("run", formatter_class=fmt, help="run one pipeline step for a date or "
+                       "a range (backfill)",
+                       description="Run one step of the nightly pipeline. Every step is "
+                       "idempotent for its date: re-running replaces that date's output.\n\n"
+                       "steps:\n" + "\n".join(f"  {n:<18} {s.doc}" for n, s in STEPS.items()))
+    r.add_argument("step", choices=list(STEPS), help="the step to run (see above)")
+    r.add_argument("--date", type=_date, help="the run's logical date, YYYY-MM-DD")
+    r.add_argument("--from", dest="date_from", type=_date,
+                   help="first date of a backfill, YYYY-MM-DD (with --to)")
+    r.add_argument("--to", dest="date_to", type=_date,
+                   help="last date of a backfill, inclusive (default: --from)")
+    r.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("schema", help="print the raw lake schema (the bring-your-own-data "
                        "contract)", description="Print every raw and ground-truth table with "

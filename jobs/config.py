@@ -34,6 +34,14 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "REPLENISH_PG_PORT": ("pg_port", "Port of the embedded PostgreSQL. Default 54329"),
     "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", "MLflow tracking server or store. "
                             "Default sqlite:///$REPLENISH_HOME/mlflow/mlflow.db"),
+    "REPLENISH_INGEST_SOURCE": ("ingest_source", "Where ingest reads raw partitions: landing "
+                                "(Parquet/CSV under $REPLENISH_HOME/landing, default) or "
+                                "postgres (tables of REPLENISH_SOURCE_URL over JDBC)"),
+    "REPLENISH_SOURCE_URL": ("source_url", "PostgreSQL URL of the source system for "
+                             "ingest_source=postgres (password via PGPASSWORD)"),
+    "REPLENISH_SOURCE_SCHEMA": ("source_schema", "Schema of the source tables. Default public"),
+    "REPLENISH_JDBC_JAR": ("jdbc_jar", "PostgreSQL JDBC driver jar for Spark. Default "
+                           "/usr/share/java/postgresql.jar (Debian libpostgresql-jdbc-java)"),
     "REPLENISH_QUARANTINE_MAX_SHARE": ("quarantine_max_share", "Share of a partition's rows "
                                        "that may be quarantined before a step fails. "
                                        "Default 0.01"),
@@ -53,6 +61,10 @@ class Config:
     pg_port: int = 54329
     mlflow_tracking_uri: str | None = None
     quarantine_max_share: float = 0.01
+    ingest_source: str = "landing"
+    source_url: str | None = None
+    source_schema: str = "public"
+    jdbc_jar: str = "/usr/share/java/postgresql.jar"
     config_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -113,6 +125,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"quarantine_max_share must lie in [0, 1], got {value!r}")
         return share
+    if name == "ingest_source":
+        if str(value) not in ("landing", "postgres"):
+            raise ValueError(f"ingest_source must be 'landing' or 'postgres', got {value!r}")
+        return str(value)
     if name == "spark_ui":
         return str(value).strip().lower() in ("1", "true", "yes", "on")
     return str(value) if value != "" else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.config import Config
@@ -36,6 +37,8 @@ def spark_conf(cfg: Config, app_name: str) -> dict[str, str]:
         "spark.local.dir": str((cfg.home / "spark-tmp").resolve()),
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
     }
+    if Path(cfg.jdbc_jar).is_file():
+        conf["spark.jars"] = cfg.jdbc_jar
     if cfg.spark_master.startswith("local"):
         conf["spark.driver.memory"] = cfg.spark_driver_memory
     return conf

@@ -43,3 +43,28 @@ def tiny_world(tmp_path_factory) -> Config:
 @pytest.fixture()
 def home(tmp_path: Path) -> Config:
     return Config(home=tmp_path / "home")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory) -> Config:
+    """A real, migrated PostgreSQL for the whole run: REPLENISH_WAREHOUSE_URL if set, else an
+    embedded server on a free port, stopped at the end."""
+    from jobs import warehouse
+
+    home = tmp_path_factory.mktemp("pg-home")
+    external = os.environ.get("REPLENISH_WAREHOUSE_URL")
+    cfg = Config(home=home, warehouse_url=external) if external else Config(
+        home=home, pg_port=free_port())
+    warehouse.start(cfg)
+    warehouse.migrate(cfg)
+    yield cfg
+    if not external:
+        warehouse.stop(cfg)

@@ -1,0 +1,101 @@
+"""Ingest copies a day's landing partitions into lake/raw, faithfully and idempotently."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jobs import generate, ingest
+from jobs.config import Config
+from jobs.lake import list_dates, partition_dir, read_partition
+
+DAY = dt.date(2025, 3, 2)
+
+
+@pytest.fixture()
+def landed(tmp_path) -> Config:
+    cfg = Config(home=tmp_path / "h")
+    generate.run(cfg, "tiny", dt.date(2025, 3, 1), 3, seed=3, progress=False)
+    return cfg
+
+
+def test_copies_every_table_for_the_date_only(landed):
+    result = ingest.run(landed, DAY)
+    raw = ingest.raw_root(landed)
+    for table in ingest.DAILY_TABLES:
+        assert list_dates(raw, table) == [DAY]
+        assert read_partition(raw, table, DAY).equals(read_partition(landed.landing, table, DAY))
+        assert result.rows[table] == read_partition(landed.landing, table, DAY).num_rows
+    # The dimension snapshot in force on DAY is the one of the first day.
+    assert list_dates(raw, "stores") == [dt.date(2025, 3, 1)]
+    assert "sales" in result.summary()
+
+
+def test_rerun_replaces_the_partition_with_identical_files(landed):
+    ingest.run(landed, DAY)
+    folder = partition_dir(ingest.raw_root(landed), "sales", DAY)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    ingest.run(landed, DAY)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_missing_partition_names_table_and_date(landed):
+    with pytest.raises(ingest.IngestError, match=r"table 'sales', partition date=2025-03-09: "
+                       r"missing in the landing area"):
+        ingest.run(landed, dt.date(2025, 3, 9), tables=("sales",))
+
+
+def test_empty_partition_is_an_error(landed):
+    folder = partition_dir(landed.landing, "sales", DAY)
+    for f in folder.iterdir():
+        f.unlink()
+    with pytest.raises(ingest.IngestError, match="holds no files"):
+        ingest.run(landed, DAY, tables=("sales",))
+
+
+def test_a_file_that_is_not_parquet_is_named(landed):
+    folder = partition_dir(landed.landing, "weather", DAY)
+    for f in folder.iterdir():
+        f.write_text("this is not parquet")
+    with pytest.raises(ingest.IngestError, match=r"table 'weather', partition date=2025-03-02: "
+                       r"part-00000.parquet is not a Parquet file"):
+        ingest.run(landed, DAY, tables=("weather",))
+    # Nothing half-written is left in the lake.
+    assert not partition_dir(ingest.raw_root(landed), "weather", DAY).exists()
+
+
+def test_csv_extracts_become_parquet(landed):
+    folder = partition_dir(landed.landing, "weather", DAY)
+    for f in folder.iterdir():
+        f.unlink()
+    (folder / "weather.csv").write_text("city,temp_max_c,rain_mm,humidity\nDelhi,31.5,0,0.4\n")
+    ingest.run(landed, DAY, tables=("weather",))
+    got = read_partition(ingest.raw_root(landed), "weather", DAY).to_pylist()
+    assert got == [{"city": "Delhi", "temp_max_c": 31.5, "rain_mm": 0, "humidity": 0.4}]
+
+
+def test_optional_tables_may_be_absent_entirely(tmp_path):
+    cfg = Config(home=tmp_path / "h")
+    for table, rows in (("sales", {"txn_id": ["a"], "store_id": [1], "sku_id": [1],
+                                   "ts": [dt.datetime(2025, 3, 2, 19)], "quantity": [2],
+                                   "unit_price": [10.0], "on_promotion": [False]}),
+                        ("calendar", {"region": ["north"], "is_holiday": [False],
+                                      "festival": [None], "festival_intensity": [0.0],
+                                      "is_payday": [False]})):
+        folder = partition_dir(cfg.landing, table, DAY)
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table(rows), folder / "part-0.parquet")
+    for dim, rows in (("stores", {"store_id": [1]}), ("skus", {"sku_id": [1]})):
+        folder = partition_dir(cfg.landing, dim, DAY)
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table(rows), folder / "part-0.parquet")
+    result = ingest.run(cfg, DAY)
+    assert set(result.skipped) == {"inventory", "promotions", "weather"}
+    assert result.rows["sales"] == 1
+
+
+def test_unknown_table_is_rejected(landed):
+    with pytest.raises(ValueError, match="unknown tables \\['orders'\\]"):
+        ingest.run(landed, DAY, tables=("orders",))
