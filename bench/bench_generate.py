@@ -12,11 +12,8 @@ The issue's target: ``medium`` (100 stores x 1,000 SKUs x 730 days) in at most 1
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import shlex
 import shutil
 import subprocess
 import sys
@@ -25,13 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "bench" / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS as DEFAULT_OUT  # noqa: E402
+from common import command, machine, update_results  # noqa: E402
+
 SECTION = "## Generator (`replenish generate`)"
-RESULTS_HEADER = ("# Benchmark results\n\n"
-                  "Measured results of the scripts in `bench/` (see `bench/README.md`). Each "
-                  "section says the command that produced it, the machine and the date; "
-                  "re-running a script replaces only its own section.\n")
 
 # Sizes and default days, as in jobs/world.py SCENARIOS (checked against it at run time).
 SCENARIOS = {"tiny": (4, 40, 120), "small": (10, 200, 365), "medium": (100, 1000, 730),
@@ -217,44 +212,6 @@ def _markdown_table(outcomes: list[Outcome]) -> str:
     return "\n".join([line(rows[0]), sep] + [line(r) for r in rows[1:]])
 
 
-def _machine() -> dict[str, str]:
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        ncpu = os.cpu_count() or 0
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    except OSError:
-        pass
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        date = subprocess.run(["date", "-u", "+%F"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        date = dt.datetime.now(dt.UTC).date().isoformat()
-    return {"nproc": str(ncpu), "memory": mem, "cpu": cpu,
-            "python": platform.python_version(), "arch": platform.machine(), "date": date}
-
-
-def _command() -> str:
-    def rel(p: str) -> str:
-        try:
-            return str(Path(p).absolute().relative_to(REPO))
-        except ValueError:
-            return p
-    return shlex.join([rel(sys.executable), rel(sys.argv[0])] + sys.argv[1:])
-
-
 def _section(outcomes: list[Outcome], machine: dict[str, str], command: str) -> str:
     failed = [o for o in outcomes if not o.ok]
     tgt = [o for o in outcomes if o.scenario == TARGET_SCENARIO]
@@ -280,25 +237,6 @@ def _section(outcomes: list[Outcome], machine: dict[str, str], command: str) -> 
         parts += ["Failed: " + ", ".join(f"{o.scenario} (exit {o.returncode})"
                                          for o in failed), ""]
     return "\n".join(parts)
-
-
-def _update_results(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else RESULTS_HEADER
-    lines = text.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == SECTION)
-    except StopIteration:
-        body = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:]).strip("\n")
-        body = (before + "\n\n" if before else "") + section.rstrip("\n") + "\n"
-        if after:
-            body += "\n" + after + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body)
 
 
 def _check_scenarios() -> None:
@@ -352,14 +290,14 @@ def main(argv: list[str] | None = None) -> int:
             if made_tmp and not any(workdir.iterdir()):
                 workdir.rmdir()
 
-    machine = _machine()
+    info = machine()
     print()
-    print(f"replenish generate: {machine['nproc']} CPUs, {machine['memory']} RAM, "
-          f"Python {machine['python']}, {machine['arch']}, {machine['date']}")
+    print(f"replenish generate: {info['nproc']} CPUs, {info['memory']} RAM, "
+          f"Python {info['python']}, {info['arch']}, {info['date']}")
     print(_markdown_table(outcomes))
     if args.out != "-":
         out = Path(args.out)
-        _update_results(out, _section(outcomes, machine, _command()))
+        update_results(out, _section(outcomes, info, command()))
         print(f"\nwrote section {SECTION!r} to {out}")
     return 0 if all(o.ok for o in outcomes) else 1
 
