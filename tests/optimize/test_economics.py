@@ -1,0 +1,84 @@
+"""Windows, usable stock and the piecewise view of the convex functions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optimize import PlanConfig
+from optimize.economics import FUNCTIONS, build_economics
+from tests.optimize.helpers import frame, sku, store, synthetic_store
+
+
+@pytest.mark.parametrize(("lead", "review", "before", "perishable", "days"), [
+    (1, 1, True, False, 1), (3, 2, True, False, 4), (1, 1, False, False, 2),
+    (1, 3, True, True, 2), (1, 1, True, True, 1)])
+def test_coverage_days(lead, review, before, perishable, days):
+    lines = frame(sku(1, 10.0, lead_time_days=lead, is_perishable=perishable,
+                      shelf_life_days=2 if perishable else 90))
+    e = build_economics(lines, store(), PlanConfig(review_days=review,
+                                                   deliveries_before_sales=before))
+    assert e.coverage_days[0] == days
+    assert e.mu_cover[0] == pytest.approx(10.0 * days)
+
+
+def test_stock_that_expires_unsold_is_not_usable():
+    # 30 units expire after tomorrow, demand 10 a day, two-day window: 20 rot first.
+    lines = frame(sku(1, 10.0, exp={"exp_1d": 30}, is_perishable=True, shelf_life_days=3))
+    e = build_economics(lines, store(), PlanConfig(review_days=2))
+    assert e.old_waste_cover[0] == pytest.approx(20.0)
+    assert e.usable_cover[0] == pytest.approx(10.0)
+
+
+def test_forecast_shorter_than_window_repeats_last_day():
+    lines = frame(sku(1, 4.0, horizon=1, lead_time_days=3))
+    e = build_economics(lines, store(), PlanConfig())
+    assert e.coverage_days[0] == 3 and e.mu_cover[0] == pytest.approx(12.0)
+
+
+def test_functions_have_the_expected_shape():
+    lines = frame(sku(1, 20.0, case_pack=1, is_perishable=True, shelf_life_days=2),
+                  sku(2, 20.0, case_pack=1))
+    e = build_economics(lines, store(), PlanConfig())
+    x = np.arange(0, 80)
+    v = {f: np.array([e.exact(np.array([c, c]))[f] for c in x]) for f in FUNCTIONS}
+    assert v["lost"][0, 0] == pytest.approx(20.0)  # nothing on the shelf: all of it lost
+    for f in FUNCTIONS:  # convex in the order
+        assert (np.diff(v[f], 2, axis=0) >= -1e-9).all(), f
+    assert (np.diff(v["lost"], axis=0) <= 1e-12).all()
+    assert (v["waste"][:, 1] == 0).all() and (v["waste"][:, 0] <= x + 1e-9).all()
+    assert v["waste"][-1, 0] > 30  # 79 units for two days of 20: most of the rest rots
+
+
+@pytest.mark.parametrize("pwl", ["secant", "tangent"])
+def test_piecewise_view_exact_at_breakpoints_and_on_the_right_side(pwl):
+    lines, st = synthetic_store(150, seed=4)
+    e = build_economics(lines, st, PlanConfig(pwl=pwl, epigraph="separate"))
+    rows = np.nonzero(e.max_cases_need > 0)[0]
+    for i in rows:
+        xs = np.arange(0, e.max_cases_need[i] + 1)
+        idx = np.full(len(xs), i)
+        exact = e.curves.take(idx).values(xs * e.case[i])
+        approx = e.pwl(xs, idx)
+        bp = np.isin(xs, e.points[i])
+        for f in FUNCTIONS:
+            np.testing.assert_allclose(approx[f][bp], exact[f][bp], rtol=1e-7, atol=1e-7)
+            inner = xs >= e.moq1[i]
+            if pwl == "secant":
+                assert (approx[f][inner] >= exact[f][inner] - 1e-7).all()
+            else:
+                assert (approx[f][inner] <= exact[f][inner] + 1e-7).all()
+    # Lines whose case range fits in the breakpoints are exact at every case count.
+    small = rows[e.max_cases_need[rows] - e.moq1[rows] + 2 <= 8]
+    assert len(small) > 50
+    assert set(e.points[small[0]]) >= {0, *range(e.moq1[small[0]], e.max_cases_need[small[0]] + 1)}
+
+
+def test_bounds_follow_budget_and_room():
+    lines = frame(sku(1, 50.0, case_pack=1, unit_cost=10.0, volume_l=1.0))
+    e = build_economics(lines, store(budget=95.0, ambient=7.0), PlanConfig())
+    assert e.max_cases_need[0] > 9 and e.max_cases[0] == 7
+    e = build_economics(lines, store(budget=35.0), PlanConfig())
+    assert e.max_cases[0] == 3
+    e = build_economics(frame(sku(1, 50.0, case_pack=1, moq_cases=5, unit_cost=10.0)),
+                        store(budget=35.0), PlanConfig())
+    assert e.max_cases[0] == 0  # the MOQ does not fit: the line is left out
