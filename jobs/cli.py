@@ -17,6 +17,9 @@ from jobs.config import ENV_VARS, Config, load_config
 
 __all__ = ["main", "build_parser"]
 
+#: Exceptions raised by these packages carry a message meant for the user.
+_PACKAGES = frozenset({"jobs", "features", "models", "optimize", "expectations"})
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -262,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[Config, argparse.Namespace], int] = args.func
     try:
         return func(cfg, args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except Exception as exc:  # our own errors are for the user; anything else is a bug
+        ours = type(exc).__module__.split(".")[0] in _PACKAGES
+        if not (ours or isinstance(exc, (ValueError, FileNotFoundError, RuntimeError))):
+            raise
         print(f"replenish {args.verb}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -146,6 +146,21 @@ class ValidationSummary:
     def __getitem__(self, table: str) -> TableSummary:
         return self.tables[table]
 
+    def summary(self) -> str:
+        """A few lines for the terminal: per table, rows in = accepted + quarantined."""
+        lines = [f"validate {self.suite} {self.run_date}: {'ok' if self.ok else 'FAILED'} "
+                 f"(report: {self.report})"]
+        for t in self.tables.values():
+            if t.status == "skipped":
+                lines.append(f"  {t.table:<12} skipped: {'; '.join(t.notes)}")
+                continue
+            counts = (f"{t.rows_in:>10,} in = {t.rows_accepted or 0:>10,} accepted + "
+                      f"{t.rows_quarantined or 0:>7,} quarantined"
+                      if t.rows_in is not None else "")
+            lines.append(f"  {t.table:<12} {t.status:<7} {counts}")
+            lines += [f"    warning: {w}" for w in t.warnings]
+        return "\n".join(lines)
+
 
 # ----------------------------------------------------------------------------- helpers
 
