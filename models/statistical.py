@@ -1,0 +1,518 @@
+"""Prophet and ARIMA where they are affordable: on aggregates, disaggregated by recent shares.
+
+Per-series Prophet or SARIMAX on every store x SKU is days of CPU, so both models here fit one
+time series per *segment* and hand its forecast down to the series in it:
+
+* segment of a series: the ``segment`` column of the training frame (e.g. store cluster x
+  category; the value on the series' last row), else its ``category``, else one segment
+  ``"all"``; values are used as strings;
+* aggregate: the daily sum of the observed demand of the segment's series (NaN on a day
+  without any row; a day on which only some series have a row sums those);
+* share of a series: its demand over the last ``share_days`` days (28) divided by its
+  segment's over the same days (the whole history when that is 0, equal shares when that is
+  0 too), so the shares of a segment sum to 1 and so do the disaggregated means: series mean
+  ``mu_i,h = share_i * A_h`` with ``A_h`` the aggregate's forecast.
+
+Quantiles of a series combine two sources of error, assumed independent:
+
+* the aggregate's forecast error, scaled by the share: ``(share_i * sd_h)^2``, with ``sd_h``
+  the aggregate's predictive standard deviation (SARIMAX: its standard error; Prophet: the
+  width of its ``interval_width`` interval over 2 z; seasonal naive: the standard deviation of
+  the season-on-season differences times sqrt(ceil(h / 7)));
+* the series' own noise around its share of the aggregate, ``phi_i * mu_i,h``, with the
+  dispersion ``phi_i = sum (y_it - share_i * a_t)^2 / sum y_it`` over the last ``noise_days``
+  days (56) of observed actual aggregates ``a_t`` (Poisson noise gives phi = 1, overdispersed
+  demand more; a series that is its whole segment has phi = 0).
+
+Total variance ``V = (share_i sd_h)^2 + phi_i mu``: where ``V > mu`` the quantiles are those of
+a negative binomial with that mean and variance (a count distribution; it tends to the
+Poisson as ``V -> mu``), else of a normal ``mu + z sqrt(V)`` (large aggregates forecast
+tightly, where a count distribution would be too wide); then clipped at 0 and made monotone.
+The aggregate's own noise contains the series' noise, so for a series with a large share the
+two terms overlap a little: the quantiles err wide rather than narrow.
+
+Affordability: at most ``max_aggregates`` segments (by volume) get the model; the rest, and
+any segment whose aggregate is too short (``min_days`` observed days), constant, or whose fit
+fails, does not converge or forecasts non-finite or runaway values, use a seasonal naive on
+the aggregate. ``report_`` has one row per segment with the method used, the fallback flag and
+its reason, and the fit time; ``fit_seconds_`` the total, also logged.
+
+ARIMA: statsmodels SARIMAX on the standardised aggregate (mean 0, sd 1: the optimiser
+converges in a few dozen iterations instead of hundreds), order (1,0,1)x(1,0,1,7) or, with
+``order_search``, the lowest-AIC converged order of a small set. Prophet: weekly seasonality,
+yearly only with two years of history, the ``festivals`` frame as holidays (columns
+``holiday``, ``ds`` and optional ``lower_window``/``upper_window``; the caller passes the
+Indian festival calendar), cmdstanpy logging silenced; its interval simulation is seeded.
+BLAS runs on one thread during fits (several pipelines share the machine).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from models.protocol import (
+    KEY,
+    QUANTILES,
+    ModelConfig,
+    check_train,
+    forecast_frame,
+    quantile_columns,
+)
+
+__all__ = ["ProphetAggregate", "ArimaAggregate", "ARIMA_ORDERS"]
+
+log = logging.getLogger(__name__)
+
+#: (order, seasonal_order) candidates of ``ArimaAggregate(order_search=True)``.
+ARIMA_ORDERS: tuple[tuple[tuple[int, int, int], tuple[int, int, int, int]], ...] = (
+    ((1, 0, 1), (1, 0, 1, 7)),
+    ((1, 0, 0), (1, 0, 0, 7)),
+    ((2, 0, 1), (1, 0, 1, 7)),
+    ((0, 1, 1), (0, 1, 1, 7)),
+)
+_SEASON = 7
+_RUNAWAY = 10.0  # a forecast above this many times the aggregate's maximum is not believed
+_CHECK_DAYS = 28  # horizon of the forecast checked at fit time
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
+@contextmanager
+def _numpy_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global RNG (Prophet samples from it) and restore it afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@dataclass
+class _Aggregate:
+    """One segment's aggregate series and how it is forecast."""
+
+    segment: str
+    start: pd.Timestamp
+    values: np.ndarray  # (T,), NaN where no series of the segment has a row
+    method: str = "seasonal_naive"
+    fallback: bool = False
+    reason: str = ""
+    fit_seconds: float = 0.0
+    detail: str = ""
+    #: horizon -> (mean (h,), sd (h,)); set when the model is fitted
+    forecaster: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = field(
+        default=None, repr=False)
+
+    def forecast(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.forecaster is None:
+            return _seasonal_naive(self.values, horizon)
+        return self.forecaster(horizon)
+
+
+def _seasonal_naive(values: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Same weekday of the last observed week; sd of the week-on-week differences."""
+    days = len(values)
+    seen = np.isfinite(values)
+    overall = float(np.nanmean(values)) if seen.any() else 0.0
+    mean = np.empty(horizon)
+    for h in range(1, horizon + 1):
+        same = np.arange(days - _SEASON + (h - 1) % _SEASON, -1, -_SEASON)
+        hit = [i for i in same if 0 <= i < days and seen[i]]
+        mean[h - 1] = values[hit[0]] if hit else overall
+    diffs = values[_SEASON:] - values[:-_SEASON] if days > _SEASON else np.empty(0)
+    diffs = diffs[np.isfinite(diffs)]
+    sd1 = float(np.sqrt(np.mean(diffs ** 2))) if len(diffs) >= 2 else 0.0
+    sd = sd1 * np.sqrt(np.ceil(np.arange(1, horizon + 1) / _SEASON))
+    return np.clip(mean, 0.0, None), sd
+
+
+class _AggregateForecaster:
+    """Fit per segment aggregate, disaggregate by shares; subclasses fill ``_fit_aggregate``."""
+
+    name = "aggregate"
+    _method = "aggregate"
+
+    def __init__(self, segment_col: str = "segment", category_col: str = "category",
+                 share_days: int = 28, noise_days: int = 56, max_aggregates: int = 50,
+                 min_days: int = 28, seed: int | None = None) -> None:
+        if share_days < 1 or noise_days < 1 or max_aggregates < 0:
+            raise ValueError(f"{type(self).__name__}: need share_days >= 1, noise_days >= 1 "
+                             "and max_aggregates >= 0")
+        if min_days < 2 * _SEASON:
+            raise ValueError(f"{type(self).__name__}: min_days must be >= {2 * _SEASON}, "
+                             f"got {min_days}")
+        self.segment_col, self.category_col = segment_col, category_col
+        self.share_days, self.noise_days = share_days, noise_days
+        self.max_aggregates, self.min_days, self.seed = max_aggregates, min_days, seed
+        self._seed = ModelConfig().seed
+        self._keys: pd.DataFrame | None = None
+        self._cutoff = pd.Timestamp("1970-01-01")
+        self._segment_of = np.empty(0, dtype="int64")  # series -> index into _aggregates
+        self._share = np.empty(0)
+        self._phi = np.empty(0)
+        self._aggregates: list[_Aggregate] = []
+        #: One row per segment: segment, n_series, volume, method, fallback, reason,
+        #: fit_seconds, detail.
+        self.report_ = pd.DataFrame()
+        #: store_id, sku_id, segment, share, dispersion.
+        self.shares_ = pd.DataFrame()
+        self.fit_seconds_ = math.nan
+
+    @property
+    def cutoff(self) -> pd.Timestamp:
+        """The last date of the training frame; forecasts start the day after."""
+        self._fitted()
+        return self._cutoff
+
+    def _fitted(self) -> pd.DataFrame:
+        if self._keys is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit(train, cfg) before predict")
+        return self._keys
+
+    # ----------------------------------------------------------------------------- fit
+    def fit(self, train: pd.DataFrame, cfg: ModelConfig | None = None) -> Self:
+        """Learn from ``train`` (see ``protocol.check_train``; optional ``segment`` or
+        ``category`` column); returns self."""
+        began = time.perf_counter()
+        cfg = cfg if cfg is not None else ModelConfig()
+        self._seed = self.seed if self.seed is not None else cfg.seed
+        df = check_train(train)
+        groups = df.groupby(list(KEY), sort=True)
+        sid = groups.ngroup().to_numpy()
+        keys = groups.size().index.to_frame(index=False)[list(KEY)]
+        start = pd.Timestamp(df["date"].min())
+        day = ((df["date"] - start) // pd.Timedelta(days=1)).to_numpy(dtype="int64")
+        values = np.full((len(keys), int(day.max()) + 1), np.nan)
+        values[sid, day] = df["y"].to_numpy(dtype="float64")
+        labels = self._segments(df, sid, len(keys))
+        names, seg = np.unique(labels, return_inverse=True)
+        n_seg, days = len(names), values.shape[1]
+
+        seen = np.isfinite(values)
+        filled = np.where(seen, values, 0.0)
+        agg = np.zeros((n_seg, days))
+        np.add.at(agg, seg, filled)
+        any_seen = np.zeros((n_seg, days), dtype=bool)
+        np.logical_or.at(any_seen, seg, seen)
+        agg[~any_seen] = np.nan
+        self._share = self._shares(filled, seg, n_seg)
+        self._phi = self._dispersion(values, agg[seg], self._share)
+
+        volume = np.nansum(agg, axis=1)
+        fitted = set(np.argsort(-volume, kind="stable")[:self.max_aggregates].tolist())
+        self._aggregates = []
+        for g, label in enumerate(names):
+            a = _Aggregate(segment=str(label), start=start, values=agg[g])
+            if g not in fitted:
+                a.fallback, a.reason = True, f"beyond max_aggregates={self.max_aggregates}"
+            else:
+                self._fit_checked(a)
+            self._aggregates.append(a)
+        self._keys, self._cutoff, self._segment_of = keys, start + pd.Timedelta(
+            days=days - 1), seg
+        self.shares_ = keys.assign(segment=names[seg].astype(str), share=self._share,
+                                   dispersion=self._phi)
+        self.report_ = pd.DataFrame({
+            "segment": [a.segment for a in self._aggregates],
+            "n_series": np.bincount(seg, minlength=n_seg),
+            "volume": volume,
+            "method": [a.method for a in self._aggregates],
+            "fallback": [a.fallback for a in self._aggregates],
+            "reason": [a.reason for a in self._aggregates],
+            "fit_seconds": [a.fit_seconds for a in self._aggregates],
+            "detail": [a.detail for a in self._aggregates]})
+        self.fit_seconds_ = time.perf_counter() - began
+        n_fb = int(self.report_["fallback"].sum())
+        log.info("%s: %d series in %d segment(s), %d fitted, %d on the seasonal-naive "
+                 "fallback, in %.1f s", self.name, len(keys), n_seg, n_seg - n_fb, n_fb,
+                 self.fit_seconds_)
+        if n_fb:
+            log.warning("%s: fallback segments: %s", self.name, "; ".join(
+                f"{a.segment} ({a.reason})" for a in self._aggregates if a.fallback)[:2000])
+        return self
+
+    def _segments(self, df: pd.DataFrame, sid: np.ndarray, n: int) -> np.ndarray:
+        for col in (self.segment_col, self.category_col):
+            if col in df.columns:
+                last = df.assign(_sid=sid).sort_values("date").groupby("_sid")[col].last()
+                return last.reindex(range(n)).fillna("unknown").astype(str).to_numpy()
+        return np.full(n, "all")
+
+    def _shares(self, filled: np.ndarray, seg: np.ndarray, n_seg: int) -> np.ndarray:
+        recent = filled[:, -self.share_days:].sum(axis=1)
+        whole = filled.sum(axis=1)
+        seg_recent = np.bincount(seg, weights=recent, minlength=n_seg)[seg]
+        seg_whole = np.bincount(seg, weights=whole, minlength=n_seg)[seg]
+        size = np.bincount(seg, minlength=n_seg)[seg].astype("float64")
+        return np.where(seg_recent > 0, np.divide(recent, seg_recent, out=np.zeros_like(recent),
+                                                  where=seg_recent > 0),
+                        np.where(seg_whole > 0, np.divide(whole, seg_whole,
+                                                          out=np.zeros_like(whole),
+                                                          where=seg_whole > 0), 1.0 / size))
+
+    def _dispersion(self, values: np.ndarray, agg: np.ndarray, share: np.ndarray) -> np.ndarray:
+        y, a = values[:, -self.noise_days:], agg[:, -self.noise_days:]
+        ok = np.isfinite(y) & np.isfinite(a)
+        sq = np.where(ok, (y - share[:, None] * np.where(ok, a, 0.0)) ** 2, 0.0).sum(axis=1)
+        total = np.where(ok, y, 0.0).sum(axis=1)
+        return np.divide(sq, total, out=np.zeros(len(y)), where=total > 0)
+
+    def _fit_checked(self, a: _Aggregate) -> None:
+        """Fit the model on one aggregate, or flag the seasonal-naive fallback and why."""
+        observed = a.values[np.isfinite(a.values)]
+        if len(observed) < self.min_days:
+            a.fallback, a.reason = True, (f"too short: {len(observed)} observed day(s) < "
+                                          f"min_days={self.min_days}")
+            return
+        if np.ptp(observed) == 0:
+            a.fallback, a.reason = True, f"constant series ({observed[0]:g} every day)"
+            return
+        began = time.perf_counter()
+        self._import()  # before catch_warnings: statsmodels adds "always" filters on import
+        try:
+            with _one_blas_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                forecaster, detail = self._fit_aggregate(a.values, a.start)
+                mean, sd = forecaster(_CHECK_DAYS)
+        except _NotConverged as exc:
+            a.fallback, a.reason = True, f"did not converge: {exc}"
+        except Exception as exc:  # any failure of the library means the fallback
+            a.fallback, a.reason = True, f"fit failed: {type(exc).__name__}: {exc}"[:300]
+        else:
+            ceiling = _RUNAWAY * float(observed.max())
+            if not (np.isfinite(mean).all() and np.isfinite(sd).all()):
+                a.fallback, a.reason = True, "non-finite forecast"
+            elif float(mean.max()) > ceiling:
+                a.fallback, a.reason = True, (f"runaway forecast ({float(mean.max()):.3g} > "
+                                              f"{_RUNAWAY:g} x the aggregate's maximum)")
+            else:
+                a.method, a.forecaster, a.detail = self._method, forecaster, detail
+        a.fit_seconds = time.perf_counter() - began
+
+    def _import(self) -> None:
+        """Import the model's library (lazily: heavy, and not needed by the fallbacks)."""
+
+    def _fit_aggregate(self, values: np.ndarray, start: pd.Timestamp
+                       ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], str]:
+        """Fit one aggregate; return its forecaster (horizon -> mean, sd) and a detail."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- predict
+    def aggregate_forecast(self, horizon: int) -> pd.DataFrame:
+        """The segments' own forecasts: segment, target_date, horizon, mean, sd, method."""
+        self._fitted()
+        steps = np.arange(1, horizon + 1)
+        frames = []
+        for a in self._aggregates:
+            mean, sd = self._run(a, horizon)
+            frames.append(pd.DataFrame({
+                "segment": a.segment, "target_date": self._cutoff + pd.to_timedelta(steps, "D"),
+                "horizon": steps, "mean": mean, "sd": sd, "method": a.method}))
+        return pd.concat(frames, ignore_index=True)
+
+    def _run(self, a: _Aggregate, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        with _one_blas_thread(), warnings.catch_warnings(), _numpy_seed(self._seed):
+            warnings.simplefilter("ignore")
+            mean, sd = a.forecast(horizon)
+        return np.clip(np.asarray(mean, "float64"), 0.0, None), np.clip(
+            np.nan_to_num(np.asarray(sd, "float64")), 0.0, None)
+
+    def predict(self, horizon: int, quantiles: Sequence[float] = QUANTILES,
+                future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after the cutoff for every series; ``future`` is
+        ignored (holidays are known by date)."""
+        keys = self._fitted()
+        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+            raise ValueError(f"{type(self).__name__}.predict: horizon must be an int >= 1, "
+                             f"got {horizon!r}")
+        quantile_columns(quantiles)
+        horizon = int(horizon)
+        agg_mean = np.empty((len(self._aggregates), horizon))
+        agg_sd = np.empty_like(agg_mean)
+        for g, a in enumerate(self._aggregates):
+            agg_mean[g], agg_sd[g] = self._run(a, horizon)
+        share = self._share[:, None]
+        mean = share * agg_mean[self._segment_of]
+        var = (share * agg_sd[self._segment_of]) ** 2 + self._phi[:, None] * mean
+        qvalues = _count_or_normal_quantiles(mean, var, np.asarray(quantiles, "float64"))
+        return forecast_frame(keys, self._cutoff, mean, qvalues, quantiles)
+
+
+def _count_or_normal_quantiles(mean: np.ndarray, var: np.ndarray,
+                               qs: np.ndarray) -> np.ndarray:
+    """(n, H, Q): negative binomial with ``mean``/``var`` where var > mean, else normal."""
+    mu = np.broadcast_to(mean[:, :, None], (*mean.shape, len(qs)))
+    v = np.broadcast_to(var[:, :, None], mu.shape)
+    level = np.broadcast_to(qs[None, None, :], mu.shape)
+    out = mu + stats.norm.ppf(level) * np.sqrt(np.clip(v, 0.0, None))
+    nb = (mu > 0) & (v > mu * (1.0 + 1e-9))
+    if nb.any():
+        p = mu[nb] / v[nb]
+        r = mu[nb] ** 2 / (v[nb] - mu[nb])
+        out[nb] = stats.nbinom.ppf(level[nb], r, p)
+    out[mu <= 0] = 0.0
+    out = np.clip(np.nan_to_num(out, nan=0.0), 0.0, None)
+    return np.maximum.accumulate(out, axis=2)
+
+
+class _NotConverged(RuntimeError):
+    pass
+
+
+class ArimaAggregate(_AggregateForecaster):
+    """SARIMAX per segment aggregate; see the module docstring."""
+
+    name = "arima"
+    _method = "sarimax"
+
+    def __init__(self, order: tuple[int, int, int] = (1, 0, 1),
+                 seasonal_order: tuple[int, int, int, int] = (1, 0, 1, 7),
+                 order_search: bool = False, maxiter: int = 200, **common: Any) -> None:
+        super().__init__(**common)
+        self.order, self.seasonal_order = tuple(order), tuple(seasonal_order)
+        self.order_search, self.maxiter = order_search, maxiter
+
+    def _import(self) -> None:
+        import statsmodels.tsa.statespace.sarimax  # noqa: F401
+
+    def _fit_aggregate(self, values: np.ndarray, start: pd.Timestamp
+                       ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], str]:
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        center = float(np.nanmean(values))
+        spread = float(np.nanstd(values))
+        z = (values - center) / spread
+        candidates = ARIMA_ORDERS if self.order_search else ((self.order, self.seasonal_order),)
+        best: Any = None
+        best_label, problems = "", []
+        for order, seasonal in candidates:
+            try:
+                res = SARIMAX(z, order=order, seasonal_order=seasonal).fit(
+                    disp=False, maxiter=self.maxiter)
+            except Exception as exc:  # try the next order
+                problems.append(f"{order}x{seasonal}: {type(exc).__name__}")
+                continue
+            if not res.mle_retvals.get("converged", False):
+                problems.append(f"{order}x{seasonal}: not converged in {self.maxiter} "
+                                "iterations")
+                continue
+            if best is None or res.aic < best.aic:
+                best, best_label = res, f"{order}x{seasonal} aic={res.aic:.1f}"
+        if best is None:
+            raise _NotConverged("; ".join(problems))
+        result = best
+
+        def forecast(horizon: int) -> tuple[np.ndarray, np.ndarray]:
+            fc = result.get_forecast(horizon)
+            mean = np.asarray(fc.predicted_mean, "float64") * spread + center
+            return mean, np.asarray(fc.se_mean, "float64") * spread
+
+        return forecast, best_label
+
+
+class ProphetAggregate(_AggregateForecaster):
+    """Prophet per segment aggregate, festivals as holidays; see the module docstring."""
+
+    name = "prophet"
+    _method = "prophet"
+
+    def __init__(self, festivals: pd.DataFrame | None = None,
+                 seasonality_mode: str = "additive", interval_width: float = 0.8,
+                 uncertainty_samples: int = 300, **common: Any) -> None:
+        super().__init__(**common)
+        if seasonality_mode not in ("additive", "multiplicative"):
+            raise ValueError("ProphetAggregate: seasonality_mode must be 'additive' or "
+                             f"'multiplicative', got {seasonality_mode!r}")
+        if not 0 < interval_width < 1 or uncertainty_samples < 2:
+            raise ValueError("ProphetAggregate: need 0 < interval_width < 1 and "
+                             "uncertainty_samples >= 2")
+        self.holidays = _holidays(festivals)
+        self.seasonality_mode = seasonality_mode
+        self.interval_width, self.uncertainty_samples = interval_width, uncertainty_samples
+
+    def _import(self) -> None:
+        _import_prophet()
+
+    def _fit_aggregate(self, values: np.ndarray, start: pd.Timestamp
+                       ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], str]:
+        prophet_cls = _import_prophet()
+        days = len(values)
+        ds = start + pd.to_timedelta(np.arange(days), "D")
+        history = pd.DataFrame({"ds": ds, "y": values}).dropna()
+        span = (history["ds"].max() - history["ds"].min()).days + 1
+        yearly = span >= 730
+        model = prophet_cls(weekly_seasonality=True, yearly_seasonality=yearly,
+                            daily_seasonality=False, holidays=self.holidays,
+                            seasonality_mode=self.seasonality_mode,
+                            interval_width=self.interval_width,
+                            uncertainty_samples=self.uncertainty_samples)
+        with _numpy_seed(self._seed):
+            model.fit(history, seed=self._seed)
+        cutoff = start + pd.Timedelta(days=days - 1)
+        z = float(stats.norm.ppf(0.5 + self.interval_width / 2))
+
+        def forecast(horizon: int) -> tuple[np.ndarray, np.ndarray]:
+            future = pd.DataFrame({"ds": cutoff + pd.to_timedelta(np.arange(1, horizon + 1),
+                                                                  "D")})
+            out = model.predict(future)
+            width = out["yhat_upper"].to_numpy() - out["yhat_lower"].to_numpy()
+            return out["yhat"].to_numpy(dtype="float64"), width / (2.0 * z)
+
+        n_hol = 0 if self.holidays is None else self.holidays["holiday"].nunique()
+        return forecast, f"weekly{' + yearly' if yearly else ''}, {n_hol} holiday(s)"
+
+
+def _import_prophet() -> Any:
+    """Import Prophet quietly: no plotly notice, no cmdstanpy chatter."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    from prophet import Prophet
+
+    stan = logging.getLogger("cmdstanpy")
+    if not stan.handlers:  # else cmdstanpy adds its own INFO handler on first use
+        stan.addHandler(logging.NullHandler())
+    stan.setLevel(logging.ERROR)
+    logging.getLogger("prophet").setLevel(logging.WARNING)
+    return Prophet
+
+
+def _holidays(festivals: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Validate the festivals frame and shape it as Prophet's ``holidays``."""
+    if festivals is None or len(festivals) == 0:
+        return None
+    missing = [c for c in ("holiday", "ds") if c not in festivals.columns]
+    if missing:
+        raise ValueError(f"ProphetAggregate: festivals lacks column(s) {missing}; need "
+                         "holiday, ds and optionally lower_window, upper_window (has "
+                         f"{list(festivals.columns)})")
+    out = pd.DataFrame({"holiday": festivals["holiday"].astype(str),
+                        "ds": pd.to_datetime(festivals["ds"]).dt.normalize()})
+    for col, sign in (("lower_window", -1), ("upper_window", 1)):
+        win = festivals[col] if col in festivals.columns else pd.Series(0, festivals.index)
+        win = pd.to_numeric(win, errors="coerce").fillna(0).astype("int64")
+        if (sign * win < 0).any():
+            raise ValueError(f"ProphetAggregate: festivals.{col} must be "
+                             f"{'<= 0' if sign < 0 else '>= 0'} (days around ds)")
+        out[col] = win.to_numpy()
+    if out["ds"].isna().any() or out["holiday"].isin(["", "nan", "None"]).any():
+        raise ValueError("ProphetAggregate: festivals has rows without a holiday name or ds")
+    return out.drop_duplicates(["holiday", "ds"]).reset_index(drop=True)
