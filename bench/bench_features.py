@@ -131,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     if home is None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-features-"))
         home = tmp
-    cfg = Config(home=home, spark_driver_memory="8g", spark_shuffle_partitions=8)
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = Config(home=home, spark_driver_memory="8g", spark_shuffle_partitions=8, pg_port=port)
     measures: list[Measure] = []
     try:
         if not (home / "world.json").exists():
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         same = reference.sort_values(keys).reset_index(drop=True).equals(
             again.sort_values(keys).reset_index(drop=True)[reference.columns])
     finally:
+        from jobs import warehouse
+
+        warehouse.stop(cfg)
         if tmp is not None and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 

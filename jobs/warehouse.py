@@ -554,9 +554,11 @@ def ensure_partitions(cfg: Config, start: date, end: date) -> int:
     """Create the monthly partitions covering start..end (inclusive); returns how many.
 
     Call it before loading those dates; rows already in a DEFAULT partition are moved.
+    Applies pending migrations first, so a fresh warehouse is usable by any step.
     """
     if end < start:
         raise ValueError(f"ensure_partitions: start {start} is after end {end}")
+    migrate(cfg)
     conn = connect(cfg)
     try:
         with conn, conn.cursor() as cur:
