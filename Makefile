@@ -64,6 +64,7 @@ lint: install ## ruff on everything, mypy on the pure packages
 
 bench: install ## run the benchmarks and update bench/RESULTS.md
 	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_features.py
 
 clean: ## stop the embedded warehouse and delete $(REPLENISH_HOME)
 	-@test -x $(BIN)/replenish && $(BIN)/replenish warehouse stop
