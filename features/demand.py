@@ -54,7 +54,10 @@ DEMAND_COLUMNS = ("date", "store_id", "sku_id", "units_sold", "revenue", "avg_un
 
 
 def share_before_hour(profile: Sequence[float] = DEFAULT_HOURLY_PROFILE) -> list[float]:
-    """share(h) for h = 0..23: the share of a normal day's units sold by the end of hour h."""
+    """share(h) for h = 0..23: the share of a normal day's units sold by the end of hour h.
+
+    That is what sold before the shelf emptied, when the day's last sale was in hour h.
+    """
     if len(profile) != 24 or min(profile) < 0 or sum(profile) <= 0:
         raise ValueError("profile needs 24 non-negative hourly weights with a positive sum")
     total, through, out = float(sum(profile)), 0.0, []

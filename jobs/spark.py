@@ -35,7 +35,8 @@ def spark_conf(cfg: Config, app_name: str) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str((cfg.home / "spark-warehouse").resolve()),
         "spark.local.dir": str((cfg.home / "spark-tmp").resolve()),
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN -XX:-DontCompileHugeMethods",
+        "spark.executor.extraJavaOptions": "-XX:-DontCompileHugeMethods",
     }
     if Path(cfg.jdbc_jar).is_file():
         conf["spark.jars"] = cfg.jdbc_jar

@@ -65,9 +65,17 @@ def test_one_row_per_demand_row_in_the_window(inputs, full):
     assert full[1].date.min() == START and full[1].date.max() == END
 
 
-def test_history_ignores_rows_before_the_lookback(full):
+def test_history_days_count_the_lookback_only(full):
     r = _rows(full[1], 2, 1)  # present every day from day 0; day 0 is 31 days before day 31
     assert r.loc[31, "history_days"] == LOOKBACK
+
+
+def test_zero_sale_days(full):
+    r = _rows(full[1], 1, 2)  # sells nothing on every third day (30, 33, 36, 39)
+    assert r.loc[33, "units_sold"] == 0 and r.loc[33, "demand"] == 0.0
+    assert r.loc[34, "lag_1"] == 0.0 and r.loc[34, "days_since_last_sale"] == 2
+    assert r.loc[34, "zero_sale_share_7"] == pytest.approx(3 / 7)
+    assert r.loc[34, "zero_sale_share_30"] == pytest.approx(10 / 30)
 
 
 def test_lags_do_not_cross_a_gap(full):
@@ -162,7 +170,7 @@ def test_festival_calendar(full):
 def test_incremental_equals_full(inputs, full):
     _, tables = inputs
     demand = tables["demand"]
-    nights = [day(33), day(36), day(37), day(41)]
+    nights = [day(36), day(37), day(41)]  # after the gap, after the unknown day, the end
     parts = []
     for night in nights:
         window = demand.where((demand.date >= night - dt.timedelta(days=LOOKBACK))
