@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from jobs.config import Config
-from jobs.lake import latest_snapshot_date, list_dates, partition_dir
+from jobs.lake import latest_snapshot_date, list_dates, partition_dir, replace_dir
 
 __all__ = ["run", "IngestResult", "IngestError", "DAILY_TABLES", "DIMENSIONS", "OPTIONAL",
            "raw_root", "landing_dates"]
@@ -100,13 +100,7 @@ def _copy_partition(table: str, day: dt.date, src_dir: Path, dst_dir: Path) -> i
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if dst_dir.exists():
-        old = dst_dir.parent / f".old-{dst_dir.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(dst_dir, old)
-        os.rename(tmp, dst_dir)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, dst_dir)
+    replace_dir(tmp, dst_dir)
     return rows
 
 
@@ -184,9 +178,7 @@ def _from_postgres(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> I
             shutil.rmtree(tmp)
             raise IngestError(f"table {table!r}, partition date={run_date}: the source table "
                               f"{name} has no rows for that date")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
+        replace_dir(tmp, folder)
         result.rows[table] = rows
     return result
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from jobs.schema import arrow_schema
 
-__all__ = ["partition_dir", "write_partition", "read_partition", "list_dates",
+__all__ = ["partition_dir", "write_partition", "replace_dir", "read_partition", "list_dates",
            "read_range", "latest_snapshot_date", "read_snapshot"]
 
 
@@ -39,6 +39,12 @@ def write_partition(root: Path, table: str, day: dt.date | str, data: pa.Table,
     tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     pq.write_table(data, tmp / "part-00000.parquet", compression="zstd")
+    replace_dir(tmp, final)
+    return final
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Swap the finished folder ``tmp`` in as ``final`` (two renames; the old one is removed)."""
     if final.exists():
         old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
         os.rename(final, old)
@@ -46,7 +52,6 @@ def write_partition(root: Path, table: str, day: dt.date | str, data: pa.Table,
         shutil.rmtree(old)
     else:
         os.rename(tmp, final)
-    return final
 
 
 def list_dates(root: Path, table: str) -> list[dt.date]:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,7 +74,7 @@ from expectations.spark_rules import (
     flag_rows,
 )
 from jobs.config import Config
-from jobs.lake import latest_snapshot_date, list_dates, partition_dir
+from jobs.lake import latest_snapshot_date, list_dates, partition_dir, replace_dir
 from jobs.schema import RAW_TABLES, arrow_schema
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,23 +170,13 @@ def _data_files(folder: Path) -> list[Path]:
         part.startswith(("_", ".")) for part in p.relative_to(folder).parts))
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, final)
-
-
 def _write_spark(df: DataFrame, root: Path, table: str, day: dt.date) -> Path:
     """Replace partition ``day`` of ``table`` under ``root`` with ``df`` (one file)."""
     final = partition_dir(root, table, day)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     df.coalesce(1).write.mode("overwrite").parquet(str(tmp))
-    _replace_dir(tmp, final)
+    replace_dir(tmp, final)
     return final
 
 
