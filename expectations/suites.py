@@ -86,6 +86,13 @@ class _Mapped:
     not_mapped: list[str] = field(default_factory=list)
 
 
+def _sql_expectation(gxe: Any, rule: Any, ctx: Any, meta: dict) -> Any:
+    """A rule checked by its own SQL: the batch's rows that break it must be none."""
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {rule.bad_sql(ctx)}",
+        meta=meta, description=rule.description)
+
+
 def build_expectations(rules: Sequence[RowRule], ctx: RuleContext, engine: str,
                        columns: Sequence[str] | None = None,
                        ref_values: Mapping[str, Sequence[Any]] | None = None,
@@ -146,9 +153,7 @@ def build_expectations(rules: Sequence[RowRule], ctx: RuleContext, engine: str,
                     column=col, min_value=-_FLOAT_MAX, max_value=_FLOAT_MAX, meta=meta))
         elif rule.kind == "within_day":
             if engine == "spark":
-                out.append(gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {rule.bad_sql(ctx)}",
-                    meta=meta, description=rule.description))
+                out.append(_sql_expectation(gxe, rule, ctx, meta))
             else:
                 start, end = day_bounds(ctx.partition_date)
                 out.append(gxe.ExpectColumnValuesToBeBetween(
@@ -156,9 +161,7 @@ def build_expectations(rules: Sequence[RowRule], ctx: RuleContext, engine: str,
                     meta=meta))
         elif rule.kind == "sql":
             if engine == "spark":
-                out.append(gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {rule.bad_sql(ctx)}",
-                    meta=meta, description=rule.description))
+                out.append(_sql_expectation(gxe, rule, ctx, meta))
             else:
                 skipped.append(f"{rule.name}: SQL rule, checked in Spark only")
         elif rule.kind == "parseable":
