@@ -106,6 +106,27 @@ def _cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(cfg: Config, args: argparse.Namespace) -> int:
+    from models import registry
+
+    uri = cfg.mlflow_uri
+    if args.action == "list":
+        table = registry.list_versions(uri)
+        if table.empty:
+            print(f"no versions of {registry.REGISTERED_MODEL} in {uri}")
+            return 0
+        print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+    elif args.action == "promote":
+        if args.version is None:
+            raise ValueError("model promote needs --version N (see: replenish model list)")
+        before = registry.promote(uri, args.version)
+        print(f"{registry.REGISTERED_MODEL}@champion: version {before} -> {args.version}")
+    elif args.action == "rollback":
+        old, new = registry.rollback(uri)
+        print(f"{registry.REGISTERED_MODEL}@champion: version {old} -> {new} (rolled back)")
+    return 0
+
+
 def _cmd_schema(cfg: Config, args: argparse.Namespace) -> int:
     from jobs import schema
 
@@ -226,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="last date of a backfill, inclusive (default: --from)")
     r.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     r.set_defaults(func=_cmd_run)
+
+    m = sub.add_parser("model", formatter_class=fmt,
+                       help="list, promote or roll back registered ensemble versions",
+                       description="The ML team's view of the MLflow registry (model "
+                       "replenish-ensemble).\n\nactions:\n"
+                       "  list      every version with its aliases, run date, backtest WAPE, "
+                       "business cost and gate verdict\n"
+                       "  promote   make --version N the champion (what score loads)\n"
+                       "  rollback  give the champion alias back to the previous champion")
+    m.add_argument("action", choices=["list", "promote", "rollback"], help="what to do "
+                   "(see above)")
+    m.add_argument("--version", type=int, help="the version to promote")
+    m.set_defaults(func=_cmd_model)
 
     s = sub.add_parser("schema", help="print the raw lake schema (the bring-your-own-data "
                        "contract)", description="Print every raw and ground-truth table with "

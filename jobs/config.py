@@ -42,6 +42,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "REPLENISH_SOURCE_SCHEMA": ("source_schema", "Schema of the source tables. Default public"),
     "REPLENISH_JDBC_JAR": ("jdbc_jar", "PostgreSQL JDBC driver jar for Spark. Default "
                            "/usr/share/java/postgresql.jar (Debian libpostgresql-jdbc-java)"),
+    "REPLENISH_MODEL_PROFILE": ("model_profile", "Training settings of the ensemble: full "
+                                "(default) or quick (minutes on small; tests and demos)"),
+    "REPLENISH_EXPERIMENT": ("mlflow_experiment", "MLflow experiment of the training runs. "
+                             "Default replenish"),
+    "REPLENISH_MAX_SERIES": ("max_series", "Series sampled for training and backtests (all "
+                             "are scored). Default 5000"),
     "REPLENISH_QUARANTINE_MAX_SHARE": ("quarantine_max_share", "Share of a partition's rows "
                                        "that may be quarantined before a step fails. "
                                        "Default 0.01"),
@@ -61,6 +67,9 @@ class Config:
     pg_port: int = 54329
     mlflow_tracking_uri: str | None = None
     quarantine_max_share: float = 0.01
+    model_profile: str = "full"
+    mlflow_experiment: str = "replenish"
+    max_series: int = 5000
     ingest_source: str = "landing"
     source_url: str | None = None
     source_schema: str = "public"
@@ -118,8 +127,12 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if name in ("home", "config_file"):
         return Path(os.path.expanduser(str(value)))
-    if name in ("spark_shuffle_partitions", "pg_port"):
+    if name in ("spark_shuffle_partitions", "pg_port", "max_series"):
         return int(value)
+    if name == "model_profile":
+        if str(value) not in ("full", "quick"):
+            raise ValueError(f"model_profile must be 'full' or 'quick', got {value!r}")
+        return str(value)
     if name == "quarantine_max_share":
         share = float(value)
         if not 0.0 <= share <= 1.0:

@@ -41,6 +41,13 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          ranged=True),
     Step("validate_features", "jobs.validate", "run_features",
          "the feature table's suite: keys, row count, nulls only where history is short"),
+    Step("cluster", "jobs.cluster", "run",
+         "k-means++ store clusters (k by silhouette) from the last 8 weeks of demand"),
+    Step("train", "jobs.train", "run",
+         "backtest, fit and register the ensemble in MLflow; champion only if it beats the "
+         "champion's business cost on the same backtest window"),
+    Step("score", "jobs.score", "run",
+         "forecast every active pair for days 1-7 with the champion (fallbacks flagged)"),
 )}
 
 

@@ -27,9 +27,16 @@ moving average ``y_t`` minus the mean of the w days before it, counted when at l
 those days are observed; Croston/TSB ``y_t`` minus the one-step forecast from the state
 before day t. Moving average and Croston/TSB use their one-step residuals for every
 horizon: they are level models and a week ahead is assumed to be as uncertain as a day.
+
+``forecast_from(history, horizon, quantiles, future)`` forecasts days 1..horizon after
+``history``'s last date for every series in it, with a fitted model's settings (season
+length, window, smoothing, method and the ``ModelConfig`` given to ``fit``): the baselines
+learn nothing else, so it fits a fresh copy on ``history`` and predicts; the model itself is
+left as it was. How far ``history`` lies from the fit's cutoff does not matter.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,6 +129,15 @@ class _Baseline:
         qvalues = residual_quantiles(mean, self._residuals, panel.values, quantiles,
                                      self._cfg.min_residuals, self._spread(int(horizon)))
         return forecast_frame(panel.keys, panel.cutoff, mean, qvalues, quantiles)
+
+    def forecast_from(self, history: pd.DataFrame, horizon: int,
+                      quantiles: Sequence[float] = QUANTILES,
+                      future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after ``history``'s last date for every series in
+        ``history`` (a training frame), with this model's settings; ``self`` is unchanged."""
+        self._fitted()
+        fresh = copy.copy(self)  # fit rebinds the state attributes, never mutates them
+        return fresh.fit(history, self._cfg).predict(horizon, quantiles, future)
 
     # subclass hooks
     def _fit_panel(self, values: np.ndarray) -> np.ndarray:

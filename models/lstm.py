@@ -42,7 +42,19 @@ RNG, so the global RNG state is left as it was, and runs on ``num_threads`` CPU 
 restoring torch's thread count afterwards. Same data and seed give the same forecasts.
 
 Memory: ``fit`` lays the frame out as a dense series x day matrix; on the full store x SKU
-universe, fit on a sample of series (the windows are sampled anyway) or a recent window.
+universe, fit on a sample of series (the windows are sampled anyway) or a recent window. The
+fitted model keeps only the last ``context`` days of that matrix (all ``predict`` reads), so
+it stays small when pickled.
+
+``forecast_from(history, horizon, quantiles, future)``: the trained network, unchanged, on a
+new panel laid out from ``history`` (a training frame with the covariates of ``fit``; a
+missing one is an error): days 1..horizon after ``history``'s last date, for every series in
+it (the network is global, so a series never seen in ``fit`` is fine), ``future`` as in
+``predict``. Like ``predict`` it reads the last ``context`` days, so
+``forecast_from(train)`` equals ``predict()`` after ``fit(train)``. The model is not mutated.
+A cutoff before the fit's (the network learnt from later data: a leak in a backtest) or more
+than ``max_gap_days`` after it (a stale network) is allowed, with a warning in the log.
+Pickles with the standard ``pickle`` module (the network as a torch module).
 """
 from __future__ import annotations
 
@@ -93,19 +105,32 @@ class _Panel:
     def cutoff(self) -> pd.Timestamp:
         return self.start + pd.Timedelta(days=self.values.shape[1] - 1)
 
+    def tail(self, days: int) -> _Panel:
+        """The last ``days`` days (the same cutoff and series)."""
+        skip = max(self.values.shape[1] - days, 0)
+        return _Panel(keys=self.keys, start=self.start + pd.Timedelta(days=skip),
+                      values=self.values[:, skip:].copy(),
+                      covariates=self.covariates[:, skip:].copy())
 
-def _panel(df: pd.DataFrame, covariates: Sequence[str]) -> _Panel:
+
+def _panel(df: pd.DataFrame, covariates: Sequence[str], days: int | None = None) -> _Panel:
+    """Series x day layout of a checked frame; with ``days``, only the last ``days`` days up
+    to the frame's last date, still with a row for every series of the frame."""
     groups = df.groupby(list(KEY), sort=True)
     sid = groups.ngroup().to_numpy()
     keys = groups.size().index.to_frame(index=False)[list(KEY)]
     start = pd.Timestamp(df["date"].min())
+    if days is not None:
+        start = max(start, pd.Timestamp(df["date"].max()) - pd.Timedelta(days=days - 1))
     day = ((df["date"] - start) // pd.Timedelta(days=1)).to_numpy(dtype="int64")
-    n, days = len(keys), int(day.max()) + 1
-    values = np.full((n, days), np.nan)
-    values[sid, day] = df["y"].to_numpy(dtype="float64")
-    cov = np.zeros((n, days, len(covariates)), dtype="float32")
+    inside = day >= 0
+    sid, day = sid[inside], day[inside]
+    n, span = len(keys), int(day.max()) + 1
+    values = np.full((n, span), np.nan)
+    values[sid, day] = df["y"].to_numpy(dtype="float64")[inside]
+    cov = np.zeros((n, span, len(covariates)), dtype="float32")
     for j, col in enumerate(covariates):
-        cov[sid, day, j] = _numeric(df[col])
+        cov[sid, day, j] = _numeric(df[col])[inside]
     return _Panel(keys=keys, start=start, values=values, covariates=cov)
 
 
@@ -177,7 +202,8 @@ class LSTMForecaster:
                  min_scale: float = 1.0, mean_loss: str = "mse",
                  covariates: Sequence[str] | None = None,
                  train_quantiles: Sequence[float] = TRAIN_QUANTILES,
-                 seed: int | None = None, num_threads: int = 2) -> None:
+                 seed: int | None = None, num_threads: int = 2,
+                 max_gap_days: int = 28) -> None:
         if not 7 <= context <= 366:
             raise ValueError(f"LSTMForecaster: context must be in 7..366 days, got {context}")
         if horizon < 1 or hidden < 1 or max_windows < 1 or epochs < 1 or patience < 1:
@@ -189,6 +215,8 @@ class LSTMForecaster:
         if not 1 <= min_context <= context:
             raise ValueError(f"LSTMForecaster: min_context must be in 1..context, "
                              f"got {min_context}")
+        if max_gap_days < 0:
+            raise ValueError(f"LSTMForecaster: max_gap_days must be >= 0, got {max_gap_days}")
         if val_days is not None and val_days < 0:
             raise ValueError(f"LSTMForecaster: val_days must be >= 0, got {val_days}")
         if mean_loss not in ("mse", "poisson"):
@@ -202,7 +230,7 @@ class LSTMForecaster:
         self.min_context, self.min_scale, self.mean_loss = min_context, min_scale, mean_loss
         self.covariates = None if covariates is None else tuple(covariates)
         self.train_quantiles = tuple(float(q) for q in train_quantiles)
-        self.seed, self.num_threads = seed, num_threads
+        self.seed, self.num_threads, self.max_gap_days = seed, num_threads, max_gap_days
         self._panel: _Panel | None = None
         self._net: _Net | None = None
         self._seed = ModelConfig().seed
@@ -243,7 +271,7 @@ class LSTMForecaster:
             net = _Net(fit_w.past.shape[2], fit_w.future.shape[1], self.hidden, self.horizon,
                        len(self.train_quantiles))
             self._train(net, fit_w, val_w)
-        self._panel, self._net = panel, net
+        self._panel, self._net = panel.tail(self.context), net  # all predict reads
         self.n_windows_ = (len(fit_w), 0 if val_w is None else len(val_w))
         self.fit_seconds_ = time.perf_counter() - began
         log.info("lstm: fitted %d series on %d training / %d validation windows in %.1f s "
@@ -395,20 +423,42 @@ class LSTMForecaster:
         ``future`` carries the known covariates of the target days (see the module
         docstring)."""
         panel, net = self._fitted()
+        return self._forecast(panel, net, horizon, quantiles, future, "predict")
+
+    def forecast_from(self, history: pd.DataFrame, horizon: int,
+                      quantiles: Sequence[float] = QUANTILES,
+                      future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after ``history``'s last date for every series in
+        ``history`` (a training frame with the fit's covariates) with the trained network;
+        ``future`` as in ``predict``. The model is not changed."""
+        _, net = self._fitted()
+        df = check_train(history, "history")
+        missing = [c for c in self.covariates_ if c not in df.columns]
+        if missing:
+            raise ValueError(f"LSTMForecaster.forecast_from: history lacks the covariate "
+                             f"column(s) {missing} the network was trained with (has "
+                             f"{list(df.columns)})")
+        panel = _panel(df, self.covariates_, days=self.context)
+        _warn_gap(self.cutoff, panel.cutoff, self.max_gap_days)
+        return self._forecast(panel, net, horizon, quantiles, future, "forecast_from")
+
+    def _forecast(self, panel: _Panel, net: _Net, horizon: int, quantiles: Sequence[float],
+                  future: pd.DataFrame | None, caller: str) -> pd.DataFrame:
+        """Forecast of every series of ``panel`` from its last day."""
+        what = f"LSTMForecaster.{caller}"
         if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-            raise ValueError(f"LSTMForecaster.predict: horizon must be an int >= 1, "
-                             f"got {horizon!r}")
+            raise ValueError(f"{what}: horizon must be an int >= 1, got {horizon!r}")
         if horizon > self.horizon:
-            raise ValueError(f"LSTMForecaster.predict: horizon {horizon} exceeds the "
-                             f"{self.horizon} days the network was trained for; refit with "
+            raise ValueError(f"{what}: horizon {horizon} exceeds the {self.horizon} days the "
+                             f"network was trained for; refit with "
                              f"LSTMForecaster(horizon={horizon})")
         quantile_columns(quantiles)
         qs = np.asarray(quantiles, dtype="float64")
         lo, hi = self.train_quantiles[0], self.train_quantiles[-1]
         if qs.min() < lo - 1e-9 or qs.max() > hi + 1e-9:
-            raise ValueError(f"LSTMForecaster.predict: quantile levels must lie within the "
-                             f"trained levels [{lo}, {hi}]; refit with train_quantiles "
-                             f"covering {list(quantiles)}")
+            raise ValueError(f"{what}: quantile levels must lie within the trained levels "
+                             f"[{lo}, {hi}]; refit with train_quantiles covering "
+                             f"{list(quantiles)}")
         n, days = panel.values.shape
         vals, cov = self._padded(panel, self._future_covariates(panel, future))
         series = np.arange(n)
@@ -435,12 +485,12 @@ class LSTMForecaster:
         if C == 0:
             return out
         if future is None:
-            log.warning("lstm: trained with covariates %s but predict got no future frame; "
+            log.warning("lstm: trained with covariates %s but got no future frame; "
                         "assuming 0 (none) on the target days", list(self.covariates_))
             return out
         missing = [c for c in (*KEY, "date") if c not in future.columns]
         if missing:
-            raise ValueError(f"LSTMForecaster.predict: future lacks column(s) {missing}")
+            raise ValueError(f"LSTMForecaster: future lacks column(s) {missing}")
         absent = [c for c in self.covariates_ if c not in future.columns]
         if absent:
             log.warning("lstm: future lacks covariate(s) %s; assuming 0", absent)
@@ -456,6 +506,20 @@ class LSTMForecaster:
             if col in fut.columns:
                 out[pos, h, j] = _numeric(fut[col])
         return out
+
+
+def _warn_gap(fit_cutoff: pd.Timestamp, cutoff: pd.Timestamp, max_gap_days: int) -> None:
+    """Log a warning when forecasting from ``cutoff`` with a network fitted up to
+    ``fit_cutoff`` leaks (earlier) or is stale (more than ``max_gap_days`` later)."""
+    gap = (cutoff - fit_cutoff) // pd.Timedelta(days=1)
+    if gap < 0:
+        log.warning("lstm: forecasting from %s, %d day(s) before the fit's cutoff %s: the "
+                    "network learnt from later data (a leak in a backtest; fit at that "
+                    "cutoff instead)", cutoff.date(), -gap, fit_cutoff.date())
+    elif gap > max_gap_days:
+        log.warning("lstm: forecasting from %s, %d days after the fit's cutoff %s (more than "
+                    "max_gap_days=%d): the network may be stale; retrain", cutoff.date(), gap,
+                    fit_cutoff.date(), max_gap_days)
 
 
 def _interpolate(q: np.ndarray, levels: Sequence[float], wanted: np.ndarray) -> np.ndarray:

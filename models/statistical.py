@@ -44,6 +44,33 @@ yearly only with two years of history, the ``festivals`` frame as holidays (colu
 ``holiday``, ``ds`` and optional ``lower_window``/``upper_window``; the caller passes the
 Indian festival calendar), cmdstanpy logging silenced; its interval simulation is seeded.
 BLAS runs on one thread during fits (several pipelines share the machine).
+
+``forecast_from(history, horizon, quantiles, future)``: days 1..horizon after ``history``'s
+last date for every series in ``history`` (a training frame), with the models fitted by
+``fit`` and never refitted (the nightly run reuses the weekly fit). Segments, aggregates,
+shares and dispersion are recomputed from ``history`` by the same code as ``fit``; then per
+segment:
+
+* ARIMA: the fitted parameters run through the new aggregate, standardised with the fit's
+  mean and sd (a Kalman filter, no estimation), and forecast from its end; ``predict`` takes
+  the same path on the fit's own aggregate, so ``forecast_from(train)`` equals ``predict()``.
+* Prophet: the fitted model's forecast of the target dates (trend extrapolated from the fit,
+  weekly/yearly seasonality, festivals), plus a level correction: the mean residual (actual
+  minus Prophet's fitted value) of the aggregate's observed days after the fit's cutoff
+  among its last ``level_days`` (7; 0 turns it off). Prophet never sees those days
+  otherwise, and a week is enough to move the level (a promotion, a new store, a stock-out)
+  without chasing one day's noise; the fit's own days give no correction, so
+  ``forecast_from(train)`` equals ``predict()``.
+* The seasonal naive on the new aggregate, flagged, for a segment not seen in ``fit``, one on
+  the fallback there, one whose new aggregate is too short or constant (the checks of
+  ``fit``), and one whose forecast fails or is non-finite or runaway: never an exception for
+  a data reason. ``forecast_report_`` has one row per segment of the last call (segment,
+  n_series, volume, method, fallback, reason); fallbacks are also logged.
+
+A cutoff before the fit's (parameters learnt on later data: a leak in a backtest) or more
+than ``max_gap_days`` (28) after it (stale parameters) is allowed, with a warning in the
+log. Models pickle with the standard ``pickle`` module: fitted segments keep parameters, not
+closures (SARIMAX: its parameter vector; Prophet: the model, as Prophet's JSON).
 """
 from __future__ import annotations
 
@@ -51,7 +78,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -107,6 +134,17 @@ def _numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+class _AggregateModel:
+    """A model fitted on one aggregate: picklable parameters (no closures) that forecast from
+    the end of any aggregate of the segment without being refitted."""
+
+    def forecast(self, values: np.ndarray, start: pd.Timestamp,
+                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd (h,) of days 1..``horizon`` after the last day of ``values``, the
+        daily aggregate from ``start`` (NaN where unobserved)."""
+        raise NotImplementedError
+
+
 @dataclass
 class _Aggregate:
     """One segment's aggregate series and how it is forecast."""
@@ -119,14 +157,35 @@ class _Aggregate:
     reason: str = ""
     fit_seconds: float = 0.0
     detail: str = ""
-    #: horizon -> (mean (h,), sd (h,)); set when the model is fitted
-    forecaster: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = field(
-        default=None, repr=False)
+    #: The fitted model; None on the seasonal-naive fallback.
+    model: _AggregateModel | None = field(default=None, repr=False)
 
     def forecast(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.forecaster is None:
+        if self.model is None:
             return _seasonal_naive(self.values, horizon)
-        return self.forecaster(horizon)
+        return self.model.forecast(self.values, self.start, horizon)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A training frame by segment: what ``fit`` and ``forecast_from`` both compute."""
+
+    keys: pd.DataFrame  # n series: store_id, sku_id (sorted)
+    start: pd.Timestamp
+    names: np.ndarray  # (G,) segment labels, sorted strings
+    segment_of: np.ndarray  # (n,) series -> index into names
+    agg: np.ndarray  # (G, T) daily aggregates, NaN where no series of the segment has a row
+    share: np.ndarray  # (n,)
+    phi: np.ndarray  # (n,) dispersion
+    volume: np.ndarray  # (G,) total demand
+
+    @property
+    def cutoff(self) -> pd.Timestamp:
+        return self.start + pd.Timedelta(days=self.agg.shape[1] - 1)
+
+    @property
+    def n_series(self) -> np.ndarray:
+        return np.bincount(self.segment_of, minlength=len(self.names))
 
 
 def _seasonal_naive(values: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +205,22 @@ def _seasonal_naive(values: np.ndarray, horizon: int) -> tuple[np.ndarray, np.nd
     return np.clip(mean, 0.0, None), sd
 
 
+def _forecast_problem(mean: np.ndarray, sd: np.ndarray, values: np.ndarray) -> str:
+    """Why an aggregate's forecast is not believed, or "" when it is."""
+    if not (np.isfinite(mean).all() and np.isfinite(sd).all()):
+        return "non-finite forecast"
+    ceiling = _RUNAWAY * float(np.nanmax(values))
+    if float(mean.max()) > ceiling:
+        return (f"runaway forecast ({float(mean.max()):.3g} > {_RUNAWAY:g} x the aggregate's "
+                "maximum)")
+    return ""
+
+
+def _clean(mean: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.clip(np.asarray(mean, "float64"), 0.0, None), np.clip(
+        np.nan_to_num(np.asarray(sd, "float64")), 0.0, None)
+
+
 class _AggregateForecaster:
     """Fit per segment aggregate, disaggregate by shares; subclasses fill ``_fit_aggregate``."""
 
@@ -154,22 +229,19 @@ class _AggregateForecaster:
 
     def __init__(self, segment_col: str = "segment", category_col: str = "category",
                  share_days: int = 28, noise_days: int = 56, max_aggregates: int = 50,
-                 min_days: int = 28, seed: int | None = None) -> None:
-        if share_days < 1 or noise_days < 1 or max_aggregates < 0:
-            raise ValueError(f"{type(self).__name__}: need share_days >= 1, noise_days >= 1 "
-                             "and max_aggregates >= 0")
+                 min_days: int = 28, seed: int | None = None, max_gap_days: int = 28) -> None:
+        if share_days < 1 or noise_days < 1 or max_aggregates < 0 or max_gap_days < 0:
+            raise ValueError(f"{type(self).__name__}: need share_days >= 1, noise_days >= 1, "
+                             "max_aggregates >= 0 and max_gap_days >= 0")
         if min_days < 2 * _SEASON:
             raise ValueError(f"{type(self).__name__}: min_days must be >= {2 * _SEASON}, "
                              f"got {min_days}")
         self.segment_col, self.category_col = segment_col, category_col
         self.share_days, self.noise_days = share_days, noise_days
         self.max_aggregates, self.min_days, self.seed = max_aggregates, min_days, seed
+        self.max_gap_days = max_gap_days
         self._seed = ModelConfig().seed
-        self._keys: pd.DataFrame | None = None
-        self._cutoff = pd.Timestamp("1970-01-01")
-        self._segment_of = np.empty(0, dtype="int64")  # series -> index into _aggregates
-        self._share = np.empty(0)
-        self._phi = np.empty(0)
+        self._layout: _Layout | None = None
         self._aggregates: list[_Aggregate] = []
         #: One row per segment: segment, n_series, volume, method, fallback, reason,
         #: fit_seconds, detail.
@@ -177,17 +249,19 @@ class _AggregateForecaster:
         #: store_id, sku_id, segment, share, dispersion.
         self.shares_ = pd.DataFrame()
         self.fit_seconds_ = math.nan
+        #: The last ``forecast_from`` call's segments: segment, n_series, volume, method,
+        #: fallback, reason.
+        self.forecast_report_ = pd.DataFrame()
 
     @property
     def cutoff(self) -> pd.Timestamp:
         """The last date of the training frame; forecasts start the day after."""
-        self._fitted()
-        return self._cutoff
+        return self._fitted().cutoff
 
-    def _fitted(self) -> pd.DataFrame:
-        if self._keys is None:
+    def _fitted(self) -> _Layout:
+        if self._layout is None:
             raise RuntimeError(f"{type(self).__name__}: call fit(train, cfg) before predict")
-        return self._keys
+        return self._layout
 
     # ----------------------------------------------------------------------------- fit
     def fit(self, train: pd.DataFrame, cfg: ModelConfig | None = None) -> Self:
@@ -196,7 +270,40 @@ class _AggregateForecaster:
         began = time.perf_counter()
         cfg = cfg if cfg is not None else ModelConfig()
         self._seed = self.seed if self.seed is not None else cfg.seed
-        df = check_train(train)
+        lay = self._lay_out(check_train(train))
+        fitted = set(np.argsort(-lay.volume, kind="stable")[:self.max_aggregates].tolist())
+        self._aggregates = []
+        for g, label in enumerate(lay.names):
+            a = _Aggregate(segment=str(label), start=lay.start, values=lay.agg[g])
+            if g not in fitted:
+                a.fallback, a.reason = True, f"beyond max_aggregates={self.max_aggregates}"
+            else:
+                self._fit_checked(a)
+            self._aggregates.append(a)
+        self._layout = lay
+        self.shares_ = lay.keys.assign(segment=lay.names[lay.segment_of].astype(str),
+                                       share=lay.share, dispersion=lay.phi)
+        self.report_ = pd.DataFrame({
+            "segment": [a.segment for a in self._aggregates],
+            "n_series": lay.n_series,
+            "volume": lay.volume,
+            "method": [a.method for a in self._aggregates],
+            "fallback": [a.fallback for a in self._aggregates],
+            "reason": [a.reason for a in self._aggregates],
+            "fit_seconds": [a.fit_seconds for a in self._aggregates],
+            "detail": [a.detail for a in self._aggregates]})
+        self.fit_seconds_ = time.perf_counter() - began
+        n_seg, n_fb = len(lay.names), int(self.report_["fallback"].sum())
+        log.info("%s: %d series in %d segment(s), %d fitted, %d on the seasonal-naive "
+                 "fallback, in %.1f s", self.name, len(lay.keys), n_seg, n_seg - n_fb, n_fb,
+                 self.fit_seconds_)
+        if n_fb:
+            log.warning("%s: fallback segments: %s", self.name, "; ".join(
+                f"{a.segment} ({a.reason})" for a in self._aggregates if a.fallback)[:2000])
+        return self
+
+    def _lay_out(self, df: pd.DataFrame) -> _Layout:
+        """Series, segments, aggregates, shares and dispersion of a checked frame."""
         groups = df.groupby(list(KEY), sort=True)
         sid = groups.ngroup().to_numpy()
         keys = groups.size().index.to_frame(index=False)[list(KEY)]
@@ -215,41 +322,10 @@ class _AggregateForecaster:
         any_seen = np.zeros((n_seg, days), dtype=bool)
         np.logical_or.at(any_seen, seg, seen)
         agg[~any_seen] = np.nan
-        self._share = self._shares(filled, seg, n_seg)
-        self._phi = self._dispersion(values, agg[seg], self._share)
-
-        volume = np.nansum(agg, axis=1)
-        fitted = set(np.argsort(-volume, kind="stable")[:self.max_aggregates].tolist())
-        self._aggregates = []
-        for g, label in enumerate(names):
-            a = _Aggregate(segment=str(label), start=start, values=agg[g])
-            if g not in fitted:
-                a.fallback, a.reason = True, f"beyond max_aggregates={self.max_aggregates}"
-            else:
-                self._fit_checked(a)
-            self._aggregates.append(a)
-        self._keys, self._cutoff, self._segment_of = keys, start + pd.Timedelta(
-            days=days - 1), seg
-        self.shares_ = keys.assign(segment=names[seg].astype(str), share=self._share,
-                                   dispersion=self._phi)
-        self.report_ = pd.DataFrame({
-            "segment": [a.segment for a in self._aggregates],
-            "n_series": np.bincount(seg, minlength=n_seg),
-            "volume": volume,
-            "method": [a.method for a in self._aggregates],
-            "fallback": [a.fallback for a in self._aggregates],
-            "reason": [a.reason for a in self._aggregates],
-            "fit_seconds": [a.fit_seconds for a in self._aggregates],
-            "detail": [a.detail for a in self._aggregates]})
-        self.fit_seconds_ = time.perf_counter() - began
-        n_fb = int(self.report_["fallback"].sum())
-        log.info("%s: %d series in %d segment(s), %d fitted, %d on the seasonal-naive "
-                 "fallback, in %.1f s", self.name, len(keys), n_seg, n_seg - n_fb, n_fb,
-                 self.fit_seconds_)
-        if n_fb:
-            log.warning("%s: fallback segments: %s", self.name, "; ".join(
-                f"{a.segment} ({a.reason})" for a in self._aggregates if a.fallback)[:2000])
-        return self
+        share = self._shares(filled, seg, n_seg)
+        return _Layout(keys=keys, start=start, names=names, segment_of=seg, agg=agg,
+                       share=share, phi=self._dispersion(values, agg[seg], share),
+                       volume=np.nansum(agg, axis=1))
 
     def _segments(self, df: pd.DataFrame, sid: np.ndarray, n: int) -> np.ndarray:
         for col in (self.segment_col, self.category_col):
@@ -277,85 +353,169 @@ class _AggregateForecaster:
         total = np.where(ok, y, 0.0).sum(axis=1)
         return np.divide(sq, total, out=np.zeros(len(y)), where=total > 0)
 
+    def _data_problem(self, values: np.ndarray) -> str:
+        """Why an aggregate is unfit for the model (too short, constant), or ""."""
+        observed = values[np.isfinite(values)]
+        if len(observed) < self.min_days:
+            return f"too short: {len(observed)} observed day(s) < min_days={self.min_days}"
+        if np.ptp(observed) == 0:
+            return f"constant series ({observed[0]:g} every day)"
+        return ""
+
     def _fit_checked(self, a: _Aggregate) -> None:
         """Fit the model on one aggregate, or flag the seasonal-naive fallback and why."""
-        observed = a.values[np.isfinite(a.values)]
-        if len(observed) < self.min_days:
-            a.fallback, a.reason = True, (f"too short: {len(observed)} observed day(s) < "
-                                          f"min_days={self.min_days}")
-            return
-        if np.ptp(observed) == 0:
-            a.fallback, a.reason = True, f"constant series ({observed[0]:g} every day)"
+        problem = self._data_problem(a.values)
+        if problem:
+            a.fallback, a.reason = True, problem
             return
         began = time.perf_counter()
         self._import()  # before catch_warnings: statsmodels adds "always" filters on import
         try:
-            with _one_blas_thread(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                forecaster, detail = self._fit_aggregate(a.values, a.start)
-                mean, sd = forecaster(_CHECK_DAYS)
+            with self._quietly():
+                model, detail = self._fit_aggregate(a.values, a.start)
+                mean, sd = model.forecast(a.values, a.start, _CHECK_DAYS)
         except _NotConverged as exc:
             a.fallback, a.reason = True, f"did not converge: {exc}"
         except Exception as exc:  # any failure of the library means the fallback
             a.fallback, a.reason = True, f"fit failed: {type(exc).__name__}: {exc}"[:300]
         else:
-            ceiling = _RUNAWAY * float(observed.max())
-            if not (np.isfinite(mean).all() and np.isfinite(sd).all()):
-                a.fallback, a.reason = True, "non-finite forecast"
-            elif float(mean.max()) > ceiling:
-                a.fallback, a.reason = True, (f"runaway forecast ({float(mean.max()):.3g} > "
-                                              f"{_RUNAWAY:g} x the aggregate's maximum)")
+            problem = _forecast_problem(mean, sd, a.values)
+            if problem:
+                a.fallback, a.reason = True, problem
             else:
-                a.method, a.forecaster, a.detail = self._method, forecaster, detail
+                a.method, a.model, a.detail = self._method, model, detail
         a.fit_seconds = time.perf_counter() - began
+
+    @contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """One BLAS thread, no library warnings, numpy's global RNG seeded and restored."""
+        with _one_blas_thread(), warnings.catch_warnings(), _numpy_seed(self._seed):
+            warnings.simplefilter("ignore")
+            yield
 
     def _import(self) -> None:
         """Import the model's library (lazily: heavy, and not needed by the fallbacks)."""
 
     def _fit_aggregate(self, values: np.ndarray, start: pd.Timestamp
-                       ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], str]:
-        """Fit one aggregate; return its forecaster (horizon -> mean, sd) and a detail."""
+                       ) -> tuple[_AggregateModel, str]:
+        """Fit one aggregate; return the fitted model and a detail for the report."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------- predict
     def aggregate_forecast(self, horizon: int) -> pd.DataFrame:
         """The segments' own forecasts: segment, target_date, horizon, mean, sd, method."""
-        self._fitted()
+        cutoff = self._fitted().cutoff
         steps = np.arange(1, horizon + 1)
         frames = []
         for a in self._aggregates:
             mean, sd = self._run(a, horizon)
             frames.append(pd.DataFrame({
-                "segment": a.segment, "target_date": self._cutoff + pd.to_timedelta(steps, "D"),
+                "segment": a.segment, "target_date": cutoff + pd.to_timedelta(steps, "D"),
                 "horizon": steps, "mean": mean, "sd": sd, "method": a.method}))
         return pd.concat(frames, ignore_index=True)
 
     def _run(self, a: _Aggregate, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        with _one_blas_thread(), warnings.catch_warnings(), _numpy_seed(self._seed):
-            warnings.simplefilter("ignore")
-            mean, sd = a.forecast(horizon)
-        return np.clip(np.asarray(mean, "float64"), 0.0, None), np.clip(
-            np.nan_to_num(np.asarray(sd, "float64")), 0.0, None)
+        with self._quietly():
+            return _clean(*a.forecast(horizon))
+
+    def _check_horizon(self, horizon: int, caller: str) -> int:
+        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+            raise ValueError(f"{type(self).__name__}.{caller}: horizon must be an int >= 1, "
+                             f"got {horizon!r}")
+        return int(horizon)
 
     def predict(self, horizon: int, quantiles: Sequence[float] = QUANTILES,
                 future: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecast days 1..``horizon`` after the cutoff for every series; ``future`` is
         ignored (holidays are known by date)."""
-        keys = self._fitted()
-        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-            raise ValueError(f"{type(self).__name__}.predict: horizon must be an int >= 1, "
-                             f"got {horizon!r}")
+        lay = self._fitted()
+        horizon = self._check_horizon(horizon, "predict")
         quantile_columns(quantiles)
-        horizon = int(horizon)
         agg_mean = np.empty((len(self._aggregates), horizon))
         agg_sd = np.empty_like(agg_mean)
         for g, a in enumerate(self._aggregates):
             agg_mean[g], agg_sd[g] = self._run(a, horizon)
-        share = self._share[:, None]
-        mean = share * agg_mean[self._segment_of]
-        var = (share * agg_sd[self._segment_of]) ** 2 + self._phi[:, None] * mean
-        qvalues = _count_or_normal_quantiles(mean, var, np.asarray(quantiles, "float64"))
-        return forecast_frame(keys, self._cutoff, mean, qvalues, quantiles)
+        return _disaggregate(lay, agg_mean, agg_sd, quantiles)
+
+    def forecast_from(self, history: pd.DataFrame, horizon: int,
+                      quantiles: Sequence[float] = QUANTILES,
+                      future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after ``history``'s last date for every series in
+        ``history`` (a training frame) with the fitted segment models, never refitted;
+        ``future`` is ignored. Sets ``forecast_report_``; see the module docstring."""
+        lay_fit = self._fitted()
+        horizon = self._check_horizon(horizon, "forecast_from")
+        quantile_columns(quantiles)
+        lay = self._lay_out(check_train(history, "history"))
+        _warn_gap(self.name, lay_fit.cutoff, lay.cutoff, self.max_gap_days)
+        by_segment = {a.segment: a for a in self._aggregates}
+        agg_mean = np.empty((len(lay.names), horizon))
+        agg_sd = np.empty_like(agg_mean)
+        methods, reasons = [], []
+        for g, label in enumerate(lay.names):
+            fitted = by_segment.get(str(label))
+            values = lay.agg[g]
+            mean_sd, reason = None, "segment not seen in fit"
+            if fitted is not None and fitted.model is not None:
+                mean_sd, reason = self._apply(fitted.model, values, lay.start, horizon)
+            elif fitted is not None:
+                reason = f"fallback in fit: {fitted.reason}"
+            if mean_sd is None:
+                with self._quietly():
+                    mean_sd = _clean(*_seasonal_naive(values, horizon))
+            agg_mean[g], agg_sd[g] = mean_sd
+            methods.append(self._method if not reason else "seasonal_naive")
+            reasons.append(reason)
+        self.forecast_report_ = pd.DataFrame({
+            "segment": lay.names.astype(str), "n_series": lay.n_series, "volume": lay.volume,
+            "method": methods, "fallback": [bool(r) for r in reasons], "reason": reasons})
+        fallbacks = [f"{s} ({r})" for s, r in zip(lay.names, reasons, strict=True) if r]
+        if fallbacks:
+            log.warning("%s: forecast_from %s: %d of %d segment(s) on the seasonal-naive "
+                        "fallback: %s", self.name, lay.cutoff.date(), len(fallbacks),
+                        len(lay.names), "; ".join(fallbacks)[:2000])
+        return _disaggregate(lay, agg_mean, agg_sd, quantiles)
+
+    def _apply(self, model: _AggregateModel, values: np.ndarray, start: pd.Timestamp,
+               horizon: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+        """A fitted model's forecast from a new aggregate, or None and why it is not used."""
+        problem = self._data_problem(values)
+        if problem:
+            return None, problem
+        self._import()
+        try:
+            with self._quietly():
+                mean, sd = model.forecast(values, start, horizon)
+        except Exception as exc:  # any failure of the library means the fallback
+            return None, f"forecast failed: {type(exc).__name__}: {exc}"[:300]
+        problem = _forecast_problem(np.asarray(mean, "float64"), np.asarray(sd, "float64"),
+                                    values)
+        return (None, problem) if problem else (_clean(mean, sd), "")
+
+
+def _disaggregate(lay: _Layout, agg_mean: np.ndarray, agg_sd: np.ndarray,
+                  quantiles: Sequence[float]) -> pd.DataFrame:
+    """The series' forecast frame from their segments' forecasts (G, H), by shares."""
+    share = lay.share[:, None]
+    mean = share * agg_mean[lay.segment_of]
+    var = (share * agg_sd[lay.segment_of]) ** 2 + lay.phi[:, None] * mean
+    qvalues = _count_or_normal_quantiles(mean, var, np.asarray(quantiles, "float64"))
+    return forecast_frame(lay.keys, lay.cutoff, mean, qvalues, quantiles)
+
+
+def _warn_gap(name: str, fit_cutoff: pd.Timestamp, cutoff: pd.Timestamp,
+              max_gap_days: int) -> None:
+    """Log a warning when forecasting from ``cutoff`` with models fitted up to ``fit_cutoff``
+    leaks (earlier) or is stale (more than ``max_gap_days`` later)."""
+    gap = (cutoff - fit_cutoff) // pd.Timedelta(days=1)
+    if gap < 0:
+        log.warning("%s: forecasting from %s, %d day(s) before the fit's cutoff %s: the "
+                    "parameters were learnt on later data (a leak in a backtest; fit at that "
+                    "cutoff instead)", name, cutoff.date(), -gap, fit_cutoff.date())
+    elif gap > max_gap_days:
+        log.warning("%s: forecasting from %s, %d days after the fit's cutoff %s (more than "
+                    "max_gap_days=%d): the parameters may be stale; retrain", name,
+                    cutoff.date(), gap, fit_cutoff.date(), max_gap_days)
 
 
 def _count_or_normal_quantiles(mean: np.ndarray, var: np.ndarray,
@@ -379,6 +539,28 @@ class _NotConverged(RuntimeError):
     pass
 
 
+@dataclass
+class _SarimaxFit(_AggregateModel):
+    """SARIMAX parameters on the aggregate standardised with the fit's mean and sd."""
+
+    order: tuple[int, int, int]
+    seasonal_order: tuple[int, int, int, int]
+    params: np.ndarray
+    center: float
+    spread: float
+
+    def forecast(self, values: np.ndarray, start: pd.Timestamp,
+                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        z = (values - self.center) / self.spread
+        result = SARIMAX(z, order=self.order, seasonal_order=self.seasonal_order).filter(
+            self.params)  # the fitted parameters, run through the given aggregate
+        fc = result.get_forecast(horizon)
+        mean = np.asarray(fc.predicted_mean, "float64") * self.spread + self.center
+        return mean, np.asarray(fc.se_mean, "float64") * self.spread
+
+
 class ArimaAggregate(_AggregateForecaster):
     """SARIMAX per segment aggregate; see the module docstring."""
 
@@ -396,7 +578,7 @@ class ArimaAggregate(_AggregateForecaster):
         import statsmodels.tsa.statespace.sarimax  # noqa: F401
 
     def _fit_aggregate(self, values: np.ndarray, start: pd.Timestamp
-                       ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], str]:
+                       ) -> tuple[_AggregateModel, str]:
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
         center = float(np.nanmean(values))
@@ -416,18 +598,54 @@ class ArimaAggregate(_AggregateForecaster):
                 problems.append(f"{order}x{seasonal}: not converged in {self.maxiter} "
                                 "iterations")
                 continue
-            if best is None or res.aic < best.aic:
-                best, best_label = res, f"{order}x{seasonal} aic={res.aic:.1f}"
+            if best is None or res.aic < best[0].aic:
+                best, best_label = (res, order, seasonal), f"{order}x{seasonal} aic={res.aic:.1f}"
         if best is None:
             raise _NotConverged("; ".join(problems))
-        result = best
+        result, order, seasonal = best
+        params = np.array(result.params, dtype="float64")
+        return _SarimaxFit(tuple(order), tuple(seasonal), params, center, spread), best_label
 
-        def forecast(horizon: int) -> tuple[np.ndarray, np.ndarray]:
-            fc = result.get_forecast(horizon)
-            mean = np.asarray(fc.predicted_mean, "float64") * spread + center
-            return mean, np.asarray(fc.se_mean, "float64") * spread
 
-        return forecast, best_label
+class _ProphetFit(_AggregateModel):
+    """A fitted Prophet model; pickled through ``prophet.serialize`` (JSON), which Prophet
+    recommends over pickling its Stan backend (a path to a compiled binary)."""
+
+    def __init__(self, model: Any, cutoff: pd.Timestamp, interval_width: float,
+                 level_days: int) -> None:
+        self.model, self.cutoff = model, pd.Timestamp(cutoff)
+        self.z = float(stats.norm.ppf(0.5 + interval_width / 2))
+        self.level_days = level_days
+
+    def __getstate__(self) -> dict[str, Any]:
+        from prophet.serialize import model_to_json
+
+        return {**self.__dict__, "model": model_to_json(self.model)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        _import_prophet()
+        from prophet.serialize import model_from_json
+
+        self.__dict__.update({**state, "model": model_from_json(state["model"])})
+
+    def forecast(self, values: np.ndarray, start: pd.Timestamp,
+                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """Prophet's forecast of the target dates (trend, seasonality, holidays), plus the
+        mean residual of the aggregate's observed days after the fit's cutoff among its
+        last ``level_days`` (the level correction; none from the fit's own history)."""
+        days = len(values)
+        end = start + pd.Timedelta(days=days - 1)
+        targets = end + pd.to_timedelta(np.arange(1, horizon + 1), "D")
+        recent = np.arange(max(days - self.level_days, 0), days)
+        dates = start + pd.to_timedelta(recent, "D")
+        keep = (dates > self.cutoff) & np.isfinite(values[recent])
+        recent, dates = recent[keep], dates[keep]
+        out = self.model.predict(pd.DataFrame({"ds": dates.append(targets)}))
+        yhat = out["yhat"].to_numpy(dtype="float64")
+        level = float(np.mean(values[recent] - yhat[:len(recent)])) if len(recent) else 0.0
+        width = (out["yhat_upper"].to_numpy(dtype="float64")
+                 - out["yhat_lower"].to_numpy(dtype="float64"))[len(recent):]
+        return yhat[len(recent):] + level, width / (2.0 * self.z)
 
 
 class ProphetAggregate(_AggregateForecaster):
@@ -438,23 +656,24 @@ class ProphetAggregate(_AggregateForecaster):
 
     def __init__(self, festivals: pd.DataFrame | None = None,
                  seasonality_mode: str = "additive", interval_width: float = 0.8,
-                 uncertainty_samples: int = 300, **common: Any) -> None:
+                 uncertainty_samples: int = 300, level_days: int = 7, **common: Any) -> None:
         super().__init__(**common)
         if seasonality_mode not in ("additive", "multiplicative"):
             raise ValueError("ProphetAggregate: seasonality_mode must be 'additive' or "
                              f"'multiplicative', got {seasonality_mode!r}")
-        if not 0 < interval_width < 1 or uncertainty_samples < 2:
-            raise ValueError("ProphetAggregate: need 0 < interval_width < 1 and "
-                             "uncertainty_samples >= 2")
+        if not 0 < interval_width < 1 or uncertainty_samples < 2 or level_days < 0:
+            raise ValueError("ProphetAggregate: need 0 < interval_width < 1, "
+                             "uncertainty_samples >= 2 and level_days >= 0")
         self.holidays = _holidays(festivals)
         self.seasonality_mode = seasonality_mode
         self.interval_width, self.uncertainty_samples = interval_width, uncertainty_samples
+        self.level_days = level_days
 
     def _import(self) -> None:
         _import_prophet()
 
     def _fit_aggregate(self, values: np.ndarray, start: pd.Timestamp
-                       ) -> tuple[Callable[[int], tuple[np.ndarray, np.ndarray]], str]:
+                       ) -> tuple[_AggregateModel, str]:
         prophet_cls = _import_prophet()
         days = len(values)
         ds = start + pd.to_timedelta(np.arange(days), "D")
@@ -466,20 +685,11 @@ class ProphetAggregate(_AggregateForecaster):
                             seasonality_mode=self.seasonality_mode,
                             interval_width=self.interval_width,
                             uncertainty_samples=self.uncertainty_samples)
-        with _numpy_seed(self._seed):
-            model.fit(history, seed=self._seed)
+        model.fit(history, seed=self._seed)
         cutoff = start + pd.Timedelta(days=days - 1)
-        z = float(stats.norm.ppf(0.5 + self.interval_width / 2))
-
-        def forecast(horizon: int) -> tuple[np.ndarray, np.ndarray]:
-            future = pd.DataFrame({"ds": cutoff + pd.to_timedelta(np.arange(1, horizon + 1),
-                                                                  "D")})
-            out = model.predict(future)
-            width = out["yhat_upper"].to_numpy() - out["yhat_lower"].to_numpy()
-            return out["yhat"].to_numpy(dtype="float64"), width / (2.0 * z)
-
         n_hol = 0 if self.holidays is None else self.holidays["holiday"].nunique()
-        return forecast, f"weekly{' + yearly' if yearly else ''}, {n_hol} holiday(s)"
+        return (_ProphetFit(model, cutoff, self.interval_width, self.level_days),
+                f"weekly{' + yearly' if yearly else ''}, {n_hol} holiday(s)")
 
 
 def _import_prophet() -> Any:

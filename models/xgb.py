@@ -29,6 +29,11 @@ exactly, later rows need only their covariates; their history columns are ignore
 cutoff is the day before ``future``'s first date, so a model fitted earlier can score a
 later night; in a backtest or a fit-then-score run it equals the training frame's last date.
 The pairs forecast are those of ``future`` (a global model can forecast a pair it never saw).
+``forecast_from(history, horizon, quantiles, future)`` is the same forecast with the cutoff
+stated: ``history``'s last date (the boosters read a pair's history from its cutoff + 1
+feature row, so ``history`` only sets the cutoff); ``future`` may hold more days, only
+those after the cutoff are used. It never refits. Pickles with the standard ``pickle``
+module (XGBoost boosters serialise themselves).
 
 Point forecast (``mean`` column): with ``objective="asymmetric"`` (the default) the
 business-aware objective of ``models.objective``: each training row weighs an
@@ -479,6 +484,29 @@ class XGBForecaster:
                              qvalues.reshape(n, horizon, len(idx)), quantiles)
         check_forecast(out, horizon, quantiles)
         return out
+
+    def forecast_from(self, history: pd.DataFrame, horizon: int,
+                      quantiles: Sequence[float] = QUANTILES,
+                      future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after ``history``'s last date for every pair of
+        ``future``, the feature rows of (at least) those days; the same boosters, no refit."""
+        self._boosters()
+        _check_columns(history, ["date"], "history")
+        if len(history) == 0:
+            raise ValueError("history: is empty")
+        if future is None:
+            raise ValueError("XGBForecaster.forecast_from: needs future, the feature rows of "
+                             "the target days (store_id, sku_id, date and the model's "
+                             "features)")
+        _check_columns(future, [*KEY, "date"], "future")
+        cutoff = pd.Timestamp(_dates(history["date"]).max())
+        after = _dates(future["date"]) > cutoff
+        first = cutoff + pd.Timedelta(days=1)
+        if not (_dates(future["date"]) == first).any():
+            raise ValueError(f"future: no feature row for {first.date()}, the day after "
+                             f"history's last date {cutoff.date()} (the cutoff); the model "
+                             "reads each pair's history from that row")
+        return self.predict(horizon, quantiles, future.loc[after.to_numpy()])
 
     # -- importance ----------------------------------------------------------------------
     def feature_importance(self) -> pd.DataFrame:
