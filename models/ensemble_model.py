@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import pickle
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from models.ensemble import PRIOR, EnsembleWeights, combine
 from models.protocol import KEY, QUANTILES, Forecaster, check_forecast
 
 __all__ = ["EnsembleConfig", "EnsembleModel", "EnsemblePyfunc", "MEMBERS", "make_members",
-           "training_frame", "bounded_costs", "learn_weights", "split_input", "join_input",
+           "training_frame", "bounded_costs", "MEMBER_FACTORIES", "learn_weights", "split_input", "join_input",
            "ROLE", "FESTIVAL_WINDOW"]
 
 log = logging.getLogger(__name__)
@@ -160,38 +160,61 @@ def _festivals(calendar: pd.DataFrame | None) -> pd.DataFrame | None:
                          "upper_window": FESTIVAL_WINDOW[1]}).reset_index(drop=True)
 
 
-def make_members(cfg: EnsembleConfig, calendar: pd.DataFrame | None = None,
-                 costs: pd.DataFrame | None = None) -> dict[str, Forecaster]:
-    """Fresh, unfitted members named by ``cfg.members``; ``calendar`` (region, date, festival)
-    gives Prophet its holidays, ``costs`` (``unit_costs``) the XGBoost objective."""
-    from models.baselines import CrostonTSB
-    from models.lstm import LSTMForecaster
-    from models.statistical import ArimaAggregate, ProphetAggregate
+def _xgboost(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
+             costs: pd.DataFrame | None) -> Forecaster:
     from models.xgb import XGBConfig, XGBForecaster
 
-    out: dict[str, Forecaster] = {}
-    for name in cfg.members:
-        if name == "xgboost":
-            xcfg = XGBConfig(horizons=cfg.horizon, quantiles=tuple(cfg.quantiles),
-                             n_estimators=cfg.xgb_rounds, max_depth=cfg.xgb_depth,
-                             nthread=cfg.threads, max_rows=cfg.xgb_max_rows,
-                             holding_rate_per_day=cfg.holding_rate_per_day)
-            bounded = None if costs is None else bounded_costs(costs, cfg.max_asymmetry)
-            out[name] = XGBForecaster(xcfg, costs=bounded)
-        elif name == "lstm":
-            out[name] = LSTMForecaster(context=cfg.lstm_context, horizon=cfg.horizon,
-                                       hidden=cfg.lstm_hidden,
-                                       max_windows=cfg.lstm_max_windows,
-                                       epochs=cfg.lstm_epochs, num_threads=cfg.threads,
-                                       seed=cfg.seed)
-        elif name == "prophet":
-            out[name] = ProphetAggregate(festivals=_festivals(calendar),
-                                         max_aggregates=cfg.max_aggregates, seed=cfg.seed)
-        elif name == "arima":
-            out[name] = ArimaAggregate(max_aggregates=cfg.max_aggregates, seed=cfg.seed)
-        elif name == "tsb":
-            out[name] = CrostonTSB(method="tsb")
-    return out
+    xcfg = XGBConfig(horizons=cfg.horizon, quantiles=tuple(cfg.quantiles),
+                     n_estimators=cfg.xgb_rounds, max_depth=cfg.xgb_depth, nthread=cfg.threads,
+                     max_rows=cfg.xgb_max_rows, holding_rate_per_day=cfg.holding_rate_per_day)
+    bounded = None if costs is None else bounded_costs(costs, cfg.max_asymmetry)
+    return XGBForecaster(xcfg, costs=bounded)
+
+
+def _lstm(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
+          costs: pd.DataFrame | None) -> Forecaster:
+    from models.lstm import LSTMForecaster
+
+    return LSTMForecaster(context=cfg.lstm_context, horizon=cfg.horizon, hidden=cfg.lstm_hidden,
+                          max_windows=cfg.lstm_max_windows, epochs=cfg.lstm_epochs,
+                          num_threads=cfg.threads, seed=cfg.seed)
+
+
+def _prophet(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
+             costs: pd.DataFrame | None) -> Forecaster:
+    from models.statistical import ProphetAggregate
+
+    return ProphetAggregate(festivals=_festivals(calendar), max_aggregates=cfg.max_aggregates,
+                            seed=cfg.seed)
+
+
+def _arima(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
+           costs: pd.DataFrame | None) -> Forecaster:
+    from models.statistical import ArimaAggregate
+
+    return ArimaAggregate(max_aggregates=cfg.max_aggregates, seed=cfg.seed)
+
+
+def _tsb(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
+         costs: pd.DataFrame | None) -> Forecaster:
+    from models.baselines import CrostonTSB
+
+    return CrostonTSB(method="tsb")
+
+
+#: How each member is built: name -> factory(cfg, calendar, costs). The extension point for
+#: a new member (add its name to ``MEMBERS`` too).
+MEMBER_FACTORIES: dict[str, Callable[[EnsembleConfig, pd.DataFrame | None,
+                                      pd.DataFrame | None], Forecaster]] = {
+    "xgboost": _xgboost, "lstm": _lstm, "prophet": _prophet, "arima": _arima, "tsb": _tsb}
+
+
+def make_members(cfg: EnsembleConfig, calendar: pd.DataFrame | None = None,
+                 costs: pd.DataFrame | None = None) -> dict[str, Forecaster]:
+    """Fresh, unfitted members named by ``cfg.members`` (``MEMBER_FACTORIES``); ``calendar``
+    (region, date, festival) gives Prophet its holidays, ``costs`` (``unit_costs``) the
+    XGBoost objective."""
+    return {name: MEMBER_FACTORIES[name](cfg, calendar, costs) for name in cfg.members}
 
 
 @dataclass
@@ -222,13 +245,8 @@ class EnsembleModel:
         for name, member in self.members.items():
             began = time.perf_counter()
             try:
-                if name == "xgboost":
-                    if future is None or future.empty:
-                        raise ValueError("no future feature rows")
-                    fc = member.predict(horizon, self.config.quantiles, future=future)
-                else:
-                    fc = member.forecast_from(history, horizon,  # type: ignore[attr-defined]
-                                              self.config.quantiles, future=future)
+                fc = member.forecast_from(history, horizon,  # type: ignore[attr-defined]
+                                          self.config.quantiles, future=future)
                 check_forecast(fc, horizon, self.config.quantiles)
             except Exception as exc:  # a member's failure degrades the ensemble, flagged
                 flags.append(f"member {name} failed: {type(exc).__name__}: {exc}"[:300])
