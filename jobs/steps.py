@@ -46,8 +46,13 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("train", "jobs.train", "run",
          "backtest, fit and register the ensemble in MLflow; champion only if it beats the "
          "champion's business cost on the same backtest window"),
+    Step("train_if_due", "jobs.train", "run_if_due",
+         "what the nightly DAG runs: train when due (weekly, a drift flag, no champion), "
+         "else keep the champion"),
     Step("score", "jobs.score", "run",
          "forecast every active pair for days 1-7 with the champion (fallbacks flagged)"),
+    Step("monitor", "jobs.monitor", "run",
+         "rolling forecast WAPE vs the backtest (x1.1 -> retrain) and feature drift (PSI)"),
 )}
 
 

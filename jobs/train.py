@@ -40,7 +40,8 @@ import pyarrow.compute as pc
 from jobs.config import Config
 from jobs.lake import list_dates, read_partition, read_snapshot, write_partition
 
-__all__ = ["run", "TrainResult", "ensemble_config", "load_feature_rows", "gate"]
+__all__ = ["run", "run_if_due", "due", "Skipped", "TrainResult", "ensemble_config",
+           "load_feature_rows", "gate", "MIN_HISTORY_DAYS", "RETRAIN_EVERY_DAYS"]
 
 log = logging.getLogger(__name__)
 
@@ -446,3 +447,64 @@ def _plots(folder: Path, result: Any, model: Any, rows: pd.DataFrame) -> None:
     ax.set_title("Ensemble weights per store cluster ('*' = all)")
     fig.savefig(folder / "weights.png", dpi=90, bbox_inches="tight")
     plt.close(fig)
+
+
+#: Days of feature history ``train`` needs at least (four weekly origins, four weeks each).
+MIN_HISTORY_DAYS = 42
+#: Retrain when the champion is this many days old.
+RETRAIN_EVERY_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """``run_if_due`` decided not to train; why, and which champion stays."""
+
+    run_date: dt.date
+    reason: str
+    champion: int | None
+
+    def summary(self) -> str:
+        keep = f"champion version {self.champion} stays" if self.champion else "no champion"
+        return f"train {self.run_date}: skipped ({self.reason}); {keep}"
+
+
+def due(cfg: Config, run_date: dt.date, force: bool = False) -> tuple[bool, str]:
+    """Whether the nightly run should train: forced, no champion yet, a drift flag raised by
+    monitoring after the champion was trained, or the champion is a week old; and never
+    without ``MIN_HISTORY_DAYS`` days of features."""
+    from models import registry
+
+    have = [d for d in list_dates(cfg.lake, "features")
+            if run_date - dt.timedelta(days=120) <= d <= run_date]
+    if len(have) < MIN_HISTORY_DAYS:
+        return False, (f"not enough history: {len(have)} day(s) of features up to {run_date}, "
+                       f"need {MIN_HISTORY_DAYS}")
+    if force:
+        return True, "forced (force_retrain)"
+    version = registry.champion_version(cfg.mlflow_uri)
+    if version is None:
+        return True, "no champion yet"
+    tags = registry.client(cfg.mlflow_uri).get_model_version(
+        registry.REGISTERED_MODEL, str(version)).tags or {}
+    trained = dt.date.fromisoformat(tags.get("run_date", "1970-01-01"))
+    flags = [d for d in list_dates(cfg.lake, "monitoring") if trained < d < run_date]
+    for day in reversed(flags):
+        table = read_partition(cfg.lake, "monitoring", day)
+        if "retrain" in table.column_names and any(table.column("retrain").to_pylist()):
+            return True, f"monitoring on {day} asked for a retrain"
+    age = (run_date - trained).days
+    if age >= RETRAIN_EVERY_DAYS:
+        return True, f"champion version {version} is {age} days old"
+    return False, f"champion version {version} trained on {trained} is {age} day(s) old"
+
+
+def run_if_due(cfg: Config, run_date: dt.date, force: bool = False) -> TrainResult | Skipped:
+    """What the nightly DAG runs: ``run`` when ``due``, else keep the champion."""
+    from models import registry
+
+    go, reason = due(cfg, run_date, force)
+    if not go:
+        log.info("train %s: skipped: %s", run_date, reason)
+        return Skipped(run_date, reason, registry.champion_version(cfg.mlflow_uri))
+    log.info("train %s: %s", run_date, reason)
+    return run(cfg, run_date)
