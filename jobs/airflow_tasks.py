@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-__all__ = ["business_date", "run", "TZ"]
+__all__ = ["business_date", "run", "intraday_slot", "run_intraday", "TZ"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,41 @@ def run(step: str, context: dict[str, Any], offset_days: int = -1, **kwargs: Any
         result = func(cfg, start=day, end=day, **kwargs)
     else:
         result = func(cfg, day, **kwargs)
+    text = result.summary() if hasattr(result, "summary") else str(result)
+    log.info("%s", text)
+    return text
+
+
+def intraday_slot(context: dict[str, Any]) -> tuple[dt.date, int]:
+    """(store day, hour) of an intraday run: the logical date's own day and hour in
+    Asia/Kolkata."""
+    import pendulum
+
+    logical = context.get("logical_date") or context.get("data_interval_end")
+    if logical is None:
+        raise ValueError("the Airflow context has no logical_date")
+    local = pendulum.instance(logical).in_timezone(TZ)
+    return local.date(), local.hour
+
+
+def run_intraday(phase: str, context: dict[str, Any]) -> str:
+    """One phase of the intraday run (``snapshot``, ``topup``, ``publish``, or ``score``:
+    a check that the nightly forecast the top-ups re-score exists)."""
+    from jobs import intraday
+    from jobs.config import load_config
+    from jobs.lake import list_dates
+
+    cfg = load_config()
+    day, hour = intraday_slot(context)
+    if phase == "score":
+        prev = day - dt.timedelta(days=1)
+        if prev not in list_dates(cfg.lake, "forecasts"):
+            raise FileNotFoundError(f"table 'forecasts', partition date={prev}: missing; the "
+                                    "nightly run must score before the intraday runs")
+        return f"intraday {day} {hour:02d}:00: re-scoring the nightly forecast of {prev}"
+    func = {"snapshot": intraday.snapshot, "topup": intraday.topup,
+            "publish": intraday.publish}[phase]
+    result = func(cfg, day, hour)
     text = result.summary() if hasattr(result, "summary") else str(result)
     log.info("%s", text)
     return text
