@@ -51,6 +51,12 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          "else keep the champion"),
     Step("score", "jobs.score", "run",
          "forecast every active pair for days 1-7 with the champion (fallbacks flagged)"),
+    Step("plan", "jobs.plan", "run",
+         "tonight's orders: one MILP per store (Spark applyInPandas), checked, with a greedy "
+         "fallback; lake/plans (a line per active pair, explained) and lake/purchase_orders"),
+    Step("report", "jobs.report", "run",
+         "the night's report (plan, forecast, KPIs, monitoring) as Markdown/HTML with plots, "
+         "logged to MLflow"),
     Step("monitor", "jobs.monitor", "run",
          "rolling forecast WAPE vs the backtest (x1.1 -> retrain) and feature drift (PSI)"),
 )}
