@@ -18,7 +18,7 @@ DEMO_DATE     ?= 2025-04-30
 DEMO_FROM     ?= 2025-03-31
 PYTEST_ARGS   ?=
 
-.PHONY: help install demo test lint bench clean distclean
+.PHONY: help install demo test lint bench airflow mlflow clean distclean
 
 help: ## show this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -65,6 +65,18 @@ lint: install ## ruff on everything, mypy on the pure packages
 bench: install ## run the benchmarks and update bench/RESULTS.md
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_features.py
+
+AIRFLOW_ENV = PATH="$(abspath $(BIN)):$$PATH" REPLENISH_HOME="$(abspath $(REPLENISH_HOME))" \
+  AIRFLOW_HOME="$(abspath $(REPLENISH_HOME))/airflow" AIRFLOW__CORE__DAGS_FOLDER="$(abspath dags)" \
+  AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=2 \
+  AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=2 PYSPARK_PYTHON="$(abspath $(BIN))/python"
+
+airflow: install ## Airflow standalone with the project's DAGs, parallelism 2 (UI on :8080)
+	$(AIRFLOW_ENV) $(BIN)/airflow standalone
+
+mlflow: install ## the MLflow UI on $(REPLENISH_HOME)'s store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath $(REPLENISH_HOME))/mlflow/mlflow.db" \
+	  --port 5000
 
 clean: ## stop the embedded warehouse and delete $(REPLENISH_HOME)
 	-@test -x $(BIN)/replenish && $(BIN)/replenish warehouse stop
