@@ -51,6 +51,13 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "REPLENISH_QUARANTINE_MAX_SHARE": ("quarantine_max_share", "Share of a partition's rows "
                                        "that may be quarantined before a step fails. "
                                        "Default 0.01"),
+    "REPLENISH_SOLVER": ("plan_solver", "MILP solver of the plan step: cbc (default) or "
+                         "highs"),
+    "REPLENISH_SOLVER_TIME_LIMIT": ("plan_time_limit_s", "Time limit per store's MILP, "
+                                    "seconds (then the best plan found or the greedy "
+                                    "fallback). Default 8"),
+    "REPLENISH_MIP_GAP": ("plan_mip_gap", "Relative MIP gap at which a store's solve stops. "
+                          "Default 0.005"),
 }
 
 
@@ -74,6 +81,9 @@ class Config:
     source_url: str | None = None
     source_schema: str = "public"
     jdbc_jar: str = "/usr/share/java/postgresql.jar"
+    plan_solver: str = "cbc"
+    plan_time_limit_s: float = 8.0
+    plan_mip_gap: float = 0.005
     config_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -142,6 +152,20 @@ def _coerce(name: str, value: Any) -> Any:
         if str(value) not in ("landing", "postgres"):
             raise ValueError(f"ingest_source must be 'landing' or 'postgres', got {value!r}")
         return str(value)
+    if name == "plan_solver":
+        if str(value) not in ("cbc", "highs"):
+            raise ValueError(f"plan_solver must be 'cbc' or 'highs', got {value!r}")
+        return str(value)
+    if name == "plan_time_limit_s":
+        seconds = float(value)
+        if not seconds > 0:
+            raise ValueError(f"plan_time_limit_s must be > 0, got {value!r}")
+        return seconds
+    if name == "plan_mip_gap":
+        gap = float(value)
+        if not 0.0 <= gap < 1.0:
+            raise ValueError(f"plan_mip_gap must lie in [0, 1), got {value!r}")
+        return gap
     if name == "spark_ui":
         return str(value).strip().lower() in ("1", "true", "yes", "on")
     return str(value) if value != "" else None

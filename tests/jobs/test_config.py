@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.cli import main
-from jobs.config import Config, load_config
+from jobs.config import ENV_VARS, Config, load_config
 
 
 def test_defaults_without_anything():
@@ -70,3 +70,20 @@ def test_cli_home_option_beats_environment(tmp_path, monkeypatch, capsys):
     assert main(["--home", str(tmp_path / "flag"), "config"]) == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "flag") in out and str(tmp_path / "env") not in out
+
+
+def test_plan_solver_settings_from_env_and_checked():
+    cfg = load_config(env={"REPLENISH_SOLVER": "highs", "REPLENISH_SOLVER_TIME_LIMIT": "2.5",
+                           "REPLENISH_MIP_GAP": "0.01"})
+    assert (cfg.plan_solver, cfg.plan_time_limit_s, cfg.plan_mip_gap) == ("highs", 2.5, 0.01)
+    assert (Config().plan_solver, Config().plan_time_limit_s) == ("cbc", 8.0)
+    with pytest.raises(ValueError, match="plan_solver must be 'cbc' or 'highs'"):
+        load_config(env={"REPLENISH_SOLVER": "gurobi"})
+    with pytest.raises(ValueError, match="plan_mip_gap"):
+        load_config(env={"REPLENISH_MIP_GAP": "1.5"})
+
+
+def test_readme_lists_every_environment_variable():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [var for var in ENV_VARS if f"`{var}`" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"

@@ -1,0 +1,275 @@
+"""``replenish run plan --date D``: tonight's order for every active store x SKU pair.
+
+Reads, for run date D:
+
+- ``lake/forecasts/date=D`` (``jobs/score.py``: days D+1..D+7 per pair, mean and quantiles);
+- ``lake/clean/inventory/date=D``: the closing stock; its rows are the active pairs, and
+  every one of them gets a plan line (zero orders included);
+- the ``skus`` and ``stores`` snapshots in force on D (``lake/clean``): case pack, MOQ,
+  supplier, lead time, shelf life, volume, cost, price; zone capacities and daily budget;
+- optionally a ``suppliers`` snapshot (``lake/clean/suppliers``: ``supplier_id``,
+  ``min_order_value`` in INR per delivery). It is not a raw table yet; without it no supplier
+  has a minimum order value.
+
+Joins them into one row per pair x forecast day and solves every store in parallel with
+``groupBy("store_id").applyInPandas`` (``optimize.runner.plan_store``: the MILP of
+``optimize/milp.py``, its greedy fallback, and ``check_plan`` on every store, every night;
+a plan that breaks a constraint is never written: the store falls back to the greedy plan,
+then to ordering nothing, each time with the reason on every line).
+
+Writes, each partition replaced whole (a re-run of D gives the same rows, provided no store
+hits the solver's time limit):
+
+- ``lake/plans/date=D``: one row per active pair, ``optimize.runner.PLAN_TABLE`` (the first
+  20 columns are those of the warehouse table ``replenish.reorder_plan``);
+- ``lake/purchase_orders/date=D``: the lines with order_units > 0 grouped by store, supplier
+  and delivery date (:data:`PO_COLUMNS`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from jobs.config import Config
+from jobs.lake import list_dates, partition_dir, read_partition, read_snapshot, replace_dir
+from optimize.inputs import EXPIRY_COLUMNS, QUANTILE_COLUMNS, PlanConfig
+from optimize.runner import PLAN_TABLE, STORE_COLUMNS, plan_store
+
+__all__ = ["run", "PlanResult", "plan_config", "plan_schema", "PO_COLUMNS", "po_id"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``lake/purchase_orders`` -> meaning.
+PO_COLUMNS: dict[str, str] = {
+    "po_id": "PO-<run date>-<store>-<supplier>-<delivery date>: the same keys, the same id",
+    "run_date": "Logical date of the planning run",
+    "store_id": "Dark store the delivery goes to",
+    "supplier_id": "Supplier",
+    "delivery_date": "Day the delivery is expected at the store",
+    "n_lines": "SKUs ordered",
+    "order_cases": "Cases ordered",
+    "order_units": "Units ordered",
+    "order_value": "Purchase value, INR",
+    "order_volume_l": "Volume, litres",
+    "min_order_value": "The supplier's minimum order value, INR (0 if none)",
+    "min_order_met": "order_value >= min_order_value",
+}
+_SKU_ATTRS = ("category", "zone", "volume_l", "unit_cost", "price", "case_pack", "moq_cases",
+              "supplier_id", "lead_time_days", "shelf_life_days", "is_perishable")
+_SOLVED = ("optimal", "feasible", "heuristic")
+
+
+def plan_config(cfg: Config) -> PlanConfig:
+    """The planner's settings from the job configuration (one thread per store: Spark
+    parallelises over stores)."""
+    return PlanConfig(solver=cfg.plan_solver, time_limit_s=cfg.plan_time_limit_s,
+                      mip_gap=cfg.plan_mip_gap, threads=1)
+
+
+def plan_schema() -> pa.Schema:
+    return pa.schema([pa.field(name, pa.type_for_alias(kind)) for name, kind, _ in PLAN_TABLE])
+
+
+def po_id(run_date: dt.date, store_id: int, supplier_id: int, delivery_date: dt.date) -> str:
+    """The purchase order id of its keys (the Spark job builds the same string)."""
+    return f"PO-{run_date:%Y%m%d}-{store_id}-{supplier_id}-{delivery_date:%Y%m%d}"
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    run_date: dt.date
+    solver: str
+    stores: int
+    optimal: int
+    feasible: int
+    heuristic: int
+    skipped: int
+    lines: int
+    lines_ordered: int
+    lines_with_reason: int
+    units: int
+    value: float
+    purchase_orders: int
+    po_below_min: int
+    solve_seconds: float
+    slowest_store_seconds: float
+    seconds: float
+    fallbacks: tuple[str, ...]
+
+    def summary(self) -> str:
+        text = (f"plan {self.run_date} ({self.solver}): {self.stores} stores ({self.optimal} "
+                f"optimal, {self.feasible} feasible at the time limit, "
+                f"{self.heuristic + self.skipped} fallback: {self.heuristic} greedy, "
+                f"{self.skipped} nothing ordered); {self.lines:,} lines, "
+                f"{self.lines_ordered:,} ordered, {self.units:,} units, {self.value:,.0f} INR; "
+                f"{self.purchase_orders:,} purchase orders"
+                f"{f' ({self.po_below_min} below the supplier minimum)' if self.po_below_min else ''}"
+                f"; {self.seconds:.1f} s wall (solving {self.solve_seconds:.1f} s over all "
+                f"stores, slowest store {self.slowest_store_seconds:.1f} s)")
+        if self.lines_with_reason:
+            text += f"\n{self.lines_with_reason:,} line(s) carry a fallback_reason"
+        return text + "".join(f"\nFALLBACK {f}" for f in self.fallbacks)
+
+
+def _require(root: Path, table: str, day: dt.date, label: str, hint: str) -> Path:
+    path = partition_dir(root, table, day)
+    if not path.is_dir():
+        raise FileNotFoundError(f"table {label}: partition date={day} does not exist under "
+                                f"{path.parent}; {hint}")
+    return path
+
+
+def _supplier_minimums(cfg: Config, run_date: dt.date) -> dict[int, float]:
+    clean = cfg.lake / "clean"
+    if not any(d <= run_date for d in list_dates(clean, "suppliers")):
+        return {}
+    t = read_snapshot(clean, "suppliers", run_date).to_pandas()
+    missing = {"supplier_id", "min_order_value"} - set(t.columns)
+    if missing:
+        raise ValueError(f"table 'suppliers' (clean): missing columns {sorted(missing)}")
+    t = t.dropna(subset=["supplier_id", "min_order_value"])
+    return {int(s): float(v) for s, v in zip(t["supplier_id"], t["min_order_value"],
+                                             strict=True) if v > 0}
+
+
+def _solver_fn(pcfg: PlanConfig, run_date: dt.date, minimums: Mapping[int, float]):
+    def solve(rows: pd.DataFrame) -> pd.DataFrame:
+        t0 = time.perf_counter()
+        out = plan_store(rows, pcfg, run_date, minimums)
+        out["_seconds"] = time.perf_counter() - t0
+        return out
+    return solve
+
+
+def run(cfg: Config, run_date: dt.date) -> PlanResult:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.types import DoubleType, StructField
+
+    from jobs.lake_spark import read_snapshot as spark_snapshot
+    from jobs.spark import get_spark
+
+    t0 = time.perf_counter()
+    clean = cfg.lake / "clean"
+    fc_path = _require(cfg.lake, "forecasts", run_date, "'forecasts'",
+                       f"run score --date {run_date} first")
+    inv_path = _require(clean, "inventory", run_date, "'inventory' (clean)",
+                        f"run ingest and validate_raw for {run_date} first")
+    store_ids = read_partition(clean, "inventory", run_date, columns=["store_id"])
+    n_stores = len(pd.unique(store_ids.column("store_id").to_numpy()))
+    if n_stores == 0:
+        raise ValueError(f"table 'inventory' (clean): partition date={run_date} has no rows, "
+                         "so there is no active pair to plan")
+    pcfg = plan_config(cfg)
+    minimums = _supplier_minimums(cfg, run_date)
+
+    spark = get_spark(cfg, "replenish-plan")
+    inv = spark.read.parquet(str(inv_path)).select(
+        "store_id", "sku_id", "on_hand", "on_order", *EXPIRY_COLUMNS)
+    skus = spark_snapshot(spark, clean, "skus", run_date).select("sku_id", *_SKU_ATTRS)
+    stores = spark_snapshot(spark, clean, "stores", run_date).select("store_id",
+                                                                      *STORE_COLUMNS)
+    fc = spark.read.parquet(str(fc_path)).select(
+        "store_id", "sku_id", F.col("horizon").cast("int").alias("horizon"), "mean",
+        *QUANTILE_COLUMNS, F.col("model").alias("forecast_model"),
+        F.col("flags").alias("forecast_flags"))
+    rows = (inv.join(F.broadcast(skus), "sku_id", "left")
+            .join(F.broadcast(stores), "store_id", "left")
+            .join(fc, ["store_id", "sku_id"], "left"))
+    # An explicit partition count: adaptive execution must not coalesce the stores into
+    # one task (the data is small, the solving is not).
+    parts = max(1, min(n_stores, 4 * spark.sparkContext.defaultParallelism))
+    schema = from_arrow_schema(plan_schema()).add(StructField("_seconds", DoubleType()))
+    plan = (rows.repartition(parts, "store_id").groupBy("store_id")
+            .applyInPandas(_solver_fn(pcfg, run_date, minimums), schema)
+            .persist(StorageLevel.MEMORY_AND_DISK))
+    staging = cfg.lake / f".staging-plan-{uuid.uuid4().hex[:8]}"
+    try:
+        per_store = _store_stats(plan).toPandas()  # solves every store (and caches)
+        po = _purchase_orders(plan, minimums)
+        po_stats = po.agg(F.count("*").alias("n"),
+                          F.sum(F.when(~F.col("min_order_met"), 1).otherwise(0))
+                          .alias("below")).first()
+        plan.drop("_seconds").orderBy("store_id", "sku_id").write.parquet(
+            str(partition_dir(staging, "plans", run_date)))
+        po.orderBy("po_id").write.parquet(
+            str(partition_dir(staging, "purchase_orders", run_date)))
+        for table in ("plans", "purchase_orders"):
+            final = partition_dir(cfg.lake, table, run_date)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            replace_dir(partition_dir(staging, table, run_date), final)
+    finally:
+        plan.unpersist()
+        shutil.rmtree(staging, ignore_errors=True)
+
+    status = per_store["status"]
+    fallbacks = tuple(f"store {int(r.store_id)}: {r.reason}" for r in per_store.itertuples()
+                      if r.status in ("heuristic", "skipped"))
+    result = PlanResult(
+        run_date=run_date, solver=pcfg.solver, stores=len(per_store),
+        optimal=int((status == "optimal").sum()), feasible=int((status == "feasible").sum()),
+        heuristic=int((status == "heuristic").sum()), skipped=int((status == "skipped").sum()),
+        lines=int(per_store["lines"].sum()), lines_ordered=int(per_store["ordered"].sum()),
+        lines_with_reason=int(per_store["with_reason"].sum()),
+        units=int(per_store["units"].sum()), value=float(per_store["value"].sum()),
+        purchase_orders=int(po_stats["n"]), po_below_min=int(po_stats["below"] or 0),
+        solve_seconds=float(per_store["seconds"].sum()),
+        slowest_store_seconds=float(per_store["seconds"].max()),
+        seconds=round(time.perf_counter() - t0, 1), fallbacks=fallbacks)
+    for line in fallbacks:
+        log.warning("plan %s: fallback %s", run_date, line)
+    return result
+
+
+def _store_stats(plan):
+    """One row per store: its status (optimal | feasible | heuristic, or skipped when no line
+    was planned), line counts, units, value, seconds and the first fallback reason."""
+    from pyspark.sql import functions as F
+
+    st = F.col("solver_status")
+    return (plan.groupBy("store_id").agg(
+        F.max(F.when(st.isin(*_SOLVED), st)).alias("status"),
+        F.count("*").alias("lines"),
+        F.sum(F.when(F.col("order_units") > 0, 1).otherwise(0)).alias("ordered"),
+        F.sum(F.when(F.col("fallback_reason").isNotNull(), 1).otherwise(0)).alias(
+            "with_reason"),
+        F.sum("order_units").alias("units"), F.sum("order_value").alias("value"),
+        F.max("_seconds").alias("seconds"),
+        F.min(F.when(st.isin("heuristic", "skipped"), F.col("fallback_reason")))
+        .alias("reason"))
+        .fillna({"status": "skipped"}))
+
+
+def _purchase_orders(plan, minimums: Mapping[int, float]):
+    """Lines with order_units > 0 grouped by (store, supplier, delivery date)."""
+    from pyspark.sql import functions as F
+
+    po = (plan.where(F.col("order_units") > 0)
+          .groupBy("run_date", "store_id", "supplier_id", "delivery_date")
+          .agg(F.count("*").cast("int").alias("n_lines"),
+               F.sum("order_cases").cast("long").alias("order_cases"),
+               F.sum("order_units").cast("long").alias("order_units"),
+               F.sum("order_value").alias("order_value"),
+               F.sum("order_volume_l").alias("order_volume_l")))
+    if minimums:
+        lookup = F.create_map(*[F.lit(x) for kv in sorted(minimums.items()) for x in
+                                (int(kv[0]), float(kv[1]))])
+        minimum = F.coalesce(lookup[F.col("supplier_id")], F.lit(0.0))
+    else:
+        minimum = F.lit(0.0)
+    po = (po.withColumn("min_order_value", minimum.cast("double"))
+          .withColumn("min_order_met", F.col("order_value") >= F.col("min_order_value") - 1e-6)
+          .withColumn("po_id", F.format_string(
+              "PO-%s-%d-%d-%s", F.date_format("run_date", "yyyyMMdd"), F.col("store_id"),
+              F.col("supplier_id"), F.date_format("delivery_date", "yyyyMMdd"))))
+    return po.select(*PO_COLUMNS)
