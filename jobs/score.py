@@ -10,7 +10,8 @@ Inputs, for every pair active on D (a row in ``lake/features`` of D):
 
 * history: the last ``HISTORY_DAYS`` days of corrected demand with the LSTM's covariates
   (the statistical members and the baselines forecast from it with their learnt parameters);
-* the target days' feature rows for XGBoost: ``future_rows`` (see there).
+* the target days' feature rows for XGBoost, built from the data through D by the nightly
+  feature builder (``future_rows``, see there).
 
 Output ``lake/forecasts/date=D``: run_date, store_id, sku_id, target_date, horizon, model
 (``ensemble`` or ``seasonal_naive``), mean, q50 q80 q90 q95 q99, the evening profile for the
@@ -36,13 +37,14 @@ __all__ = ["run", "ScoreResult", "HISTORY_DAYS", "future_rows", "FORECAST_COLUMN
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 56
+#: Days of demand the target days' features read, and the calendar's look-ahead.
+LOOKBACK_DAYS = 30
+CALENDAR_AHEAD_DAYS = 60
 FORECAST_COLUMNS = ("run_date", "store_id", "sku_id", "target_date", "horizon", "model", "mean",
                     "q50", "q80", "q90", "q95", "q99", "evening_share", "evening_mean",
                     "model_version", "flags")
 _HISTORY_COLUMNS = ["store_id", "sku_id", "demand", "on_promotion", "discount_pct",
                     "festival_intensity", "category_code", "evening_share_30"]
-#: Calendar columns recomputed for each target day (the others are carried from day D).
-_CALENDAR = ("day_of_week", "is_weekend", "day_of_month", "month", "week_of_year")
 
 
 @dataclass(frozen=True)
@@ -65,32 +67,61 @@ class ScoreResult:
         return text + "".join(f"\nflag: {f}" for f in self.member_flags)
 
 
-def future_rows(day_rows: pd.DataFrame, run_date: dt.date, horizon: int) -> pd.DataFrame:
-    """Feature rows for D+1..D+horizon from the feature rows of D.
+def future_rows(cfg: Config, run_date: dt.date, active: pd.DataFrame,
+                horizon: int) -> pd.DataFrame:
+    """Feature rows of D+1..D+horizon for the ``active`` pairs, from the data through D.
 
-    XGBoost reads the history features of the first target day and the covariates of each.
-    Here every target day carries the history features of D's row (history through D-1: one
-    day older than a D+1 row would be) and D's covariates, except the calendar columns, which
-    are recomputed for the target date; promotions of future days are not in the lake, so D's
-    promotion state is carried. Known limitation, documented in the module docstring.
+    The same feature builder as the nightly job (``features.build.build_features``) runs on
+    the pairs' ``demand_daily`` rows of the 30-day lookback plus placeholder rows for the
+    target days (no sales, demand unknown): a target row's history features read only days up
+    to D, exactly what XGBoost learnt from (it takes the history of the first target day and
+    the covariates of each). Covariates of the target days: the calendar (the clean table
+    where present, else the Indian festival calendar ``jobs.world.calendar_rows``), the last
+    observed weather carried forward, no promotion (future promotions are not in the lake).
     """
-    frames = []
-    for h in range(1, horizon + 1):
-        target = pd.Timestamp(run_date + dt.timedelta(days=h))
-        f = day_rows.copy()
-        f["date"] = target
-        if "day_of_week" in f.columns:
-            f["day_of_week"] = target.dayofweek
-        if "is_weekend" in f.columns:
-            f["is_weekend"] = target.dayofweek >= 5
-        if "day_of_month" in f.columns:
-            f["day_of_month"] = target.day
-        if "month" in f.columns:
-            f["month"] = target.month
-        if "week_of_year" in f.columns:
-            f["week_of_year"] = int(target.isocalendar().week)
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True)
+    from features.build import build_features
+    from jobs.lake import read_range, read_snapshot
+    from jobs.world import calendar_rows
+
+    clean = cfg.lake / "clean"
+    lo = run_date - dt.timedelta(days=LOOKBACK_DAYS)
+    demand = read_range(cfg.lake, "demand_daily", lo, run_date).to_pandas()
+    demand = demand.merge(active, on=["store_id", "sku_id"])
+    days = [run_date + dt.timedelta(days=h) for h in range(1, horizon + 1)]
+    pseudo = pd.concat([active.assign(date=day) for day in days], ignore_index=True)
+    for col, value in (("units_sold", 0), ("revenue", 0.0), ("promo_units", 0),
+                       ("evening_units", 0), ("n_lines", 0), ("stockout", False),
+                       ("censored", False)):
+        pseudo[col] = value
+    for col in ("avg_unit_price", "last_sale_hour", "on_hand_close", "demand"):
+        pseudo[col] = np.nan
+    demand = pd.concat([demand, pseudo[demand.columns]], ignore_index=True)
+    cal_end = days[-1] + dt.timedelta(days=CALENDAR_AHEAD_DAYS)
+    have = {d for d in list_dates(clean, "calendar") if lo <= d <= cal_end}
+    parts = [read_partition(clean, "calendar", d).to_pandas().assign(date=d)
+             for d in sorted(have)]
+    day = lo
+    while day <= cal_end:
+        if day not in have:
+            parts.append(calendar_rows(day).assign(date=day))
+        day += dt.timedelta(days=1)
+    calendar = pd.concat(parts, ignore_index=True)
+    weather = None
+    w_days = [d for d in list_dates(clean, "weather") if lo - dt.timedelta(days=3) <= d
+              <= run_date]
+    if w_days:
+        weather = read_range(clean, "weather", w_days[0], w_days[-1]).to_pandas()
+        last = weather.loc[weather["date"] == w_days[-1]]
+        weather = pd.concat([weather, *[last.assign(date=d) for d in days]], ignore_index=True)
+    p_days = [d for d in list_dates(clean, "promotions") if lo <= d <= run_date]
+    promotions = (read_range(clean, "promotions", p_days[0], p_days[-1]).to_pandas()
+                  if p_days else None)
+    stores = read_snapshot(clean, "stores", run_date).to_pandas()
+    skus = read_snapshot(clean, "skus", run_date).to_pandas()
+    rows = build_features(demand, calendar, weather, promotions, stores, skus, days[0],
+                          days[-1], lookback=LOOKBACK_DAYS)
+    rows["date"] = pd.to_datetime(rows["date"]).astype("datetime64[ns]")
+    return rows
 
 
 def _history(cfg: Config, run_date: dt.date) -> pd.DataFrame:
@@ -126,8 +157,8 @@ def run(cfg: Config, run_date: dt.date) -> ScoreResult:
     if run_date not in list_dates(cfg.lake, "features"):
         raise FileNotFoundError(f"table 'features': partition date={run_date} does not exist; "
                                 "run build_features (and validate_features) first")
-    day_rows = read_partition(cfg.lake, "features", run_date).to_pandas()
-    day_rows["date"] = pd.Timestamp(run_date)
+    day_rows = read_partition(cfg.lake, "features", run_date,
+                              columns=["store_id", "sku_id", "evening_share_30"]).to_pandas()
     hist_raw = _history(cfg, run_date)
     active = day_rows[["store_id", "sku_id"]]
     hist_raw = hist_raw.merge(active, on=["store_id", "sku_id"], how="inner")
@@ -150,8 +181,8 @@ def run(cfg: Config, run_date: dt.date) -> ScoreResult:
         version, fallback = loaded.version, loaded.fallback
         model = loaded.model
         horizon = model.config.horizon
-        future = future_rows(day_rows.merge(clusters, on="store_id", how="left"),
-                             run_date, horizon)
+        future = future_rows(cfg, run_date, active, horizon).merge(
+            clusters, on="store_id", how="left")
         try:
             fc, _, member_flags = model.forecast(history, future, horizon)
         except Exception as exc:  # every member failed: the baseline keeps the night going

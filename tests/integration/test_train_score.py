@@ -143,6 +143,7 @@ def test_score_forecasts_every_active_pair_with_the_champion(lake, tmp_path):
     trained = train.run(cfg, RUN, ens=tiny_ensemble(members=("tsb", "xgboost")))
     result = score.run(cfg, RUN)
     assert (result.model, result.version, result.fallback) == ("ensemble", trained.version, "")
+    assert result.member_flags == ()  # XGBoost got its target-day feature rows
     fc = read_partition(lake.lake, "forecasts", RUN).to_pandas()
     active = read_partition(lake.lake, "features", RUN, columns=["store_id", "sku_id"])
     assert len(fc) == active.num_rows * 7 == result.rows
