@@ -1,0 +1,772 @@
+"""``replenish simulate``: replay a window of the generated world under each policy.
+
+Reads (each day from ``lake/clean`` when ingested there, else from ``landing``):
+
+- the ``stores`` and ``skus`` snapshots in force on the first day;
+- the ``inventory`` snapshot of the day before the window: the starting stock by days to
+  expiry; its ``on_order`` is assumed to arrive on the window's first morning (the planner's
+  own assumption; the arrival day of each open order is not in the snapshot). Pairs without
+  a row start empty;
+- ``sales`` and ``inventory`` of the ``lookback_days`` before the window: the observed
+  history the policies start from;
+- ``truth/demand`` for the window (true, uncensored demand: the same for every policy) and
+  the 7 days after it (the oracle's forecast);
+- ``world.json``: the generator's scenario and seed, for its suppliers' reliability.
+
+Policies (``optimize/simulate.py`` replays them):
+
+- ``minmax``: the generator's own rule (:class:`jobs.world.ReorderRule`, applied as
+  ``World._reorder`` does, checked against it by a test): the case study's "before". Its
+  moving average of sales starts from the observed history (an EWMA over the lookback);
+  pairs that never sold start from their store x category mean. The chain-level part of its
+  levels is the mean over the simulated stores.
+- ``plan``: the per-store MILP (``optimize.milp.solve_store``) re-planned every night, fed by
+  a forecast: ``moving_average`` (default) or ``seasonal_naive`` from ``models.baselines``
+  (``fit`` / ``predict`` every night, horizons 1-7, quantiles from their residuals) on the
+  *observed* sales of the last ``lookback_days`` days, where days whose shelf emptied
+  (censored: sales are only a lower bound of demand) count as unobserved; a pair with no
+  observed day gets the mean forecast of its store x category (a cold-start prior). Or
+  ``lake``: ``lake/forecasts/date=D`` of ``replenish run score`` for every night D (made from
+  the world's own history, not the simulated one).
+- ``oracle``: the same MILP fed the true distribution of each day's demand: the mean is the
+  generator's ``expected_demand`` and the quantiles those of a negative binomial with the
+  truth's ``nb_dispersion`` (size k). The generator draws Poisson(mu x three independent
+  gamma shocks of mean 1: store-day, store-category-day, pair-day); the negative binomial
+  with k = 1 / ((1 + v_s)(1 + v_c)(1 + v_p) - 1) has exactly that mean and variance
+  (a product of gammas is not a gamma, so its shape is an approximation, checked against a
+  simulation of the mixture in ``tests/optimize/test_simulate.py``). The oracle knows no
+  realised shock. After the last day of truth the last day's distribution repeats.
+
+Suppliers: ``world`` (default when ``world.json`` describes the lake) replays the
+generator's late and short deliveries with its per-supplier probabilities and the same
+random draws for every policy; ``perfect`` delivers every order in full, on time.
+
+Writes ``reports/simulate/<start>_<days>d_<policy>.{json,md}`` per policy and, when several
+run, ``<start>_<days>d_<p1-p2-...>.{json,md}`` with the side-by-side table and the INR
+differences. Metric definitions: ``optimize/simulate.py`` (also in every JSON report).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from jobs.config import Config
+from jobs.lake import latest_snapshot_date, list_dates, partition_dir, read_partition
+from jobs.world import SCENARIOS, ReorderRule, World
+from optimize.inputs import EXPIRY_COLUMNS, QUANTILE_COLUMNS, PlanConfig, StoreInputs
+from optimize.simulate import (
+    METRIC_DOCS,
+    CostModel,
+    Night,
+    PlanPolicy,
+    SimResult,
+    Supply,
+    nb_quantiles,
+    simulate,
+)
+
+__all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS", "CAPACITIES",
+           "MinMaxPolicy", "OracleForecast", "HistoryForecast", "LakeForecast",
+           "load_window", "Window", "CASE_STUDY"]
+
+POLICIES = ("plan", "minmax", "oracle")
+FORECASTS = ("moving_average", "seasonal_naive", "lake")
+SUPPLIERS = ("auto", "world", "perfect")
+CAPACITIES = ("observed", "declared")
+HORIZON = 7
+
+#: The case study's "before" and "after" (service level, perishable waste %, turnover).
+CASE_STUDY = {"before": {"fill_rate": 0.892, "waste_pct": 9.8, "turnover": 18.2},
+              "after": {"fill_rate": 0.968, "waste_pct": 6.9, "turnover": 24.5}}
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """What to simulate. ``start`` None: the last ``days`` days of the truth; ``stores``
+    None: every store."""
+
+    policies: tuple[str, ...] = POLICIES
+    days: int = 28
+    start: dt.date | None = None
+    stores: tuple[int, ...] | None = None
+    solver: str = "cbc"
+    forecasts: str = "moving_average"
+    suppliers: str = "auto"
+    capacity: str = "observed"
+    lookback_days: int = 56
+    time_limit_s: float = 8.0
+    mip_gap: float = 0.005
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.policies if p not in POLICIES]
+        if bad or not self.policies:
+            raise ValueError(f"--policy: unknown {bad}; choose from {', '.join(POLICIES)} "
+                             "or all")
+        if self.days < 1:
+            raise ValueError(f"--days must be at least 1, got {self.days}")
+        if self.forecasts not in FORECASTS:
+            raise ValueError(f"--forecasts must be one of {FORECASTS}, not {self.forecasts!r}")
+        if self.suppliers not in SUPPLIERS:
+            raise ValueError(f"--suppliers must be one of {SUPPLIERS}, not {self.suppliers!r}")
+        if self.capacity not in CAPACITIES:
+            raise ValueError(f"--capacity must be one of {CAPACITIES}, not {self.capacity!r}")
+        if self.lookback_days < 7:
+            raise ValueError("lookback_days must be at least 7")
+
+    def plan_config(self) -> PlanConfig:
+        """The planner's settings: one thread, the job's solver, time limit and gap."""
+        return PlanConfig(solver=self.solver, time_limit_s=self.time_limit_s,
+                          mip_gap=self.mip_gap, threads=1)
+
+
+@dataclass
+class Window:
+    """Everything the replay needs, read once; arrays follow ``pairs`` (store-major grid of
+    the simulated stores x every SKU, sorted by ids)."""
+
+    start: dt.date
+    days: int
+    pairs: pd.DataFrame
+    stores: dict[int, StoreInputs]
+    n_stores: int
+    n_skus: int
+    buckets: np.ndarray  # (n, 8) closing stock of start - 1
+    on_order: np.ndarray  # (n,)
+    demand: np.ndarray  # (days, n)
+    active: np.ndarray  # (days, n)
+    expected: np.ndarray  # (days + extra, n) truth from start on
+    dispersion: np.ndarray  # (days + extra, n)
+    hist_dates: list[dt.date]
+    hist_sold: np.ndarray  # (n, L) observed units sold
+    hist_active: np.ndarray  # (n, L)
+    hist_censored: np.ndarray  # (n, L) the shelf emptied that day
+    world: dict | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.days - 1)
+
+
+@dataclass(frozen=True)
+class SimulateReport:
+    results: dict[str, SimResult]
+    text: str
+    paths: tuple[Path, ...]
+    seconds: float
+    settings: dict
+
+
+# ------------------------------------------------------------------------------ reading
+def _root(cfg: Config, table: str, day: dt.date) -> Path:
+    """lake/clean when the day was ingested there, else landing."""
+    clean = cfg.lake / "clean"
+    return clean if partition_dir(clean, table, day).is_dir() else cfg.landing
+
+
+def _read_days(cfg: Config, table: str, days: Sequence[dt.date], columns: Sequence[str],
+               root: Path | None = None) -> pd.DataFrame:
+    parts = []
+    for day in days:
+        base = root if root is not None else _root(cfg, table, day)
+        t = read_partition(base, table, day, columns)
+        parts.append(t.append_column("date", pa.array([day] * t.num_rows, pa.date32())))
+    if not parts:
+        return pd.DataFrame(columns=[*columns, "date"])
+    return pa.concat_tables(parts).to_pandas()
+
+
+def _snapshot(cfg: Config, table: str, day: dt.date) -> pd.DataFrame:
+    clean = cfg.lake / "clean"
+    try:
+        when = latest_snapshot_date(clean, table, day)
+        return read_partition(clean, table, when).to_pandas()
+    except FileNotFoundError:
+        return read_partition(cfg.landing, table, latest_snapshot_date(
+            cfg.landing, table, day)).to_pandas()
+
+
+def _world_manifest(cfg: Config) -> dict | None:
+    path = Path(cfg.home) / "world.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _positions(frame: pd.DataFrame, store_ids: np.ndarray, n_skus: int,
+               sku_pos: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions in the pairs grid of ``frame``'s (store_id, sku_id), and a mask of the
+    rows that are in it."""
+    s = np.searchsorted(store_ids, frame["store_id"].to_numpy())
+    s = np.clip(s, 0, len(store_ids) - 1)
+    ok = store_ids[s] == frame["store_id"].to_numpy()
+    k = frame["sku_id"].map(sku_pos)
+    ok &= k.notna().to_numpy()
+    pos = s * n_skus + np.nan_to_num(k.to_numpy(float)).astype(int)
+    return pos[ok], ok
+
+
+def load_window(cfg: Config, sim: SimulateConfig) -> Window:
+    """Read what the replay needs (see the module docstring)."""
+    truth_dates = list_dates(cfg.truth, "demand")
+    if not truth_dates:
+        raise FileNotFoundError(f"no ground truth under {cfg.truth}/demand: the simulator "
+                                "replays the generator's true demand (replenish generate)")
+    start = sim.start or truth_dates[-1] - dt.timedelta(days=sim.days - 1)
+    window = [start + dt.timedelta(days=i) for i in range(sim.days)]
+    have = set(truth_dates)
+    missing = [d for d in window if d not in have]
+    if missing:
+        raise FileNotFoundError(
+            f"truth/demand has no partition for {len(missing)} day(s) of the window "
+            f"{start} .. {window[-1]} (first: {missing[0]}); the truth covers "
+            f"{truth_dates[0]} .. {truth_dates[-1]}")
+    before = start - dt.timedelta(days=1)
+    if not partition_dir(_root(cfg, "inventory", before), "inventory", before).is_dir():
+        raise FileNotFoundError(f"no inventory snapshot for {before}, the day before the "
+                                f"window: start the window later (the truth begins "
+                                f"{truth_dates[0]})")
+
+    skus = _snapshot(cfg, "skus", start).sort_values("sku_id", ignore_index=True)
+    stores = _snapshot(cfg, "stores", start).sort_values("store_id", ignore_index=True)
+    if sim.stores:
+        unknown = sorted(set(sim.stores) - set(stores["store_id"]))
+        if unknown:
+            raise ValueError(f"--stores: unknown store_id {unknown}; the stores are "
+                             f"{stores['store_id'].tolist()[:20]}")
+        stores = stores[stores["store_id"].isin(sim.stores)].reset_index(drop=True)
+    store_ids = stores["store_id"].to_numpy()
+    n_s, n_k = len(stores), len(skus)
+    pairs = pd.DataFrame({
+        "store_id": np.repeat(store_ids, n_k).astype(np.int64),
+        "sku_id": np.tile(skus["sku_id"].to_numpy(), n_s).astype(np.int64)})
+    attrs = skus.drop(columns=[c for c in ("sku_name", "launched_on") if c in skus.columns])
+    pairs = pairs.merge(attrs, on="sku_id", how="left", validate="many_to_one")
+    sku_pos = pd.Series(np.arange(n_k), index=skus["sku_id"].to_numpy())
+    n = len(pairs)
+
+    inv = read_partition(_root(cfg, "inventory", before), "inventory", before,
+                         ["store_id", "sku_id", "on_order", *EXPIRY_COLUMNS]).to_pandas()
+    pos, ok = _positions(inv, store_ids, n_k, sku_pos)
+    buckets = np.zeros((n, len(EXPIRY_COLUMNS)), np.int64)
+    buckets[pos] = inv.loc[ok, list(EXPIRY_COLUMNS)].to_numpy(np.int64)
+    on_order = np.zeros(n, np.int64)
+    on_order[pos] = inv.loc[ok, "on_order"].to_numpy(np.int64)
+
+    extra = [d for d in truth_dates if window[-1] < d <= window[-1] + dt.timedelta(HORIZON)]
+    truth = _read_days(cfg, "demand", window + extra,
+                       ["store_id", "sku_id", "expected_demand", "nb_dispersion", "demand"],
+                       root=cfg.truth)
+    day_idx = ((pd.to_datetime(truth["date"]) - pd.Timestamp(start)).dt.days).to_numpy()
+    pos, ok = _positions(truth, store_ids, n_k, sku_pos)
+    day_idx = day_idx[ok]
+    n_all = len(window) + len(extra)
+    expected = np.zeros((n_all, n))
+    dispersion = np.full((n_all, n), np.inf)
+    present = np.zeros((n_all, n), bool)
+    demand = np.zeros((n_all, n), np.int64)
+    expected[day_idx, pos] = truth.loc[ok, "expected_demand"].to_numpy(float)
+    dispersion[day_idx, pos] = truth.loc[ok, "nb_dispersion"].to_numpy(float)
+    demand[day_idx, pos] = truth.loc[ok, "demand"].to_numpy(np.int64)
+    present[day_idx, pos] = True
+
+    store_inputs = _store_inputs(stores, pairs, buckets.sum(axis=1) + on_order, sim.capacity)
+    hist_dates = [start - dt.timedelta(days=i) for i in range(sim.lookback_days, 0, -1)]
+    hist_sold, hist_active, hist_cens = _history(cfg, hist_dates, store_ids, n_k, sku_pos, n)
+    return Window(start=start, days=sim.days, pairs=pairs,
+                  stores=store_inputs,
+                  n_stores=n_s, n_skus=n_k, buckets=buckets, on_order=on_order,
+                  demand=demand[:sim.days], active=present[:sim.days], expected=expected,
+                  dispersion=dispersion, hist_dates=hist_dates, hist_sold=hist_sold,
+                  hist_active=hist_active, hist_censored=hist_cens,
+                  world=_world_manifest(cfg),
+                  sources={"inventory": str(_root(cfg, "inventory", before))})
+
+
+def _store_inputs(stores: pd.DataFrame, pairs: pd.DataFrame, units: np.ndarray,
+                  capacity: str) -> dict[int, StoreInputs]:
+    """The stores' limits for the planner. ``observed``: a zone's capacity is at least the
+    volume on hand and on order at the start (the generator's min-max rule ignores capacity
+    and overfills ambient and frozen zones; a store evidently holds what it held, and the
+    planner would otherwise order nothing into an overfull zone for weeks); ``declared``:
+    the snapshot's capacities as they are."""
+    out = {}
+    vol = pd.Series(units * pairs["volume_l"].to_numpy(float)).groupby(
+        [pairs["store_id"].to_numpy(), pairs["zone"].to_numpy()]).sum()
+    for row in stores.to_dict("records"):
+        s = StoreInputs.from_row(row)
+        if capacity == "observed":
+            held = {z: float(vol.get((s.store_id, z), 0.0)) for z in ("ambient", "chilled",
+                                                                       "frozen")}
+            s = StoreInputs(s.store_id, max(s.capacity_ambient_l, held["ambient"]),
+                            max(s.capacity_chilled_l, held["chilled"]),
+                            max(s.capacity_frozen_l, held["frozen"]), s.daily_budget,
+                            dict(s.supplier_min_order_value))
+        out[s.store_id] = s
+    return out
+
+
+def _history(cfg: Config, dates: list[dt.date], store_ids: np.ndarray, n_k: int,
+             sku_pos: pd.Series, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observed units sold, activity (a row in the inventory snapshot) and censoring (the
+    shelf emptied: nothing left after the day's sales) per pair and history day; a day
+    without an inventory partition counts as inactive."""
+    L = len(dates)
+    sold = np.zeros((n, L))
+    active = np.zeros((n, L), bool)
+    cens = np.zeros((n, L), bool)
+    for j, day in enumerate(dates):
+        if not partition_dir(_root(cfg, "inventory", day), "inventory", day).is_dir():
+            continue  # before the data begins: the pair is inactive that day
+        inv = read_partition(_root(cfg, "inventory", day), "inventory", day,
+                             ["store_id", "sku_id", "on_hand", "wasted"]).to_pandas()
+        pos, ok = _positions(inv, store_ids, n_k, sku_pos)
+        active[pos, j] = True
+        left = (inv["on_hand"] + inv["wasted"]).to_numpy()[ok]
+        cens[pos, j] = left <= 0
+        sales = read_partition(_root(cfg, "sales", day), "sales", day,
+                               ["store_id", "sku_id", "quantity"])
+        agg = sales.group_by(["store_id", "sku_id"]).aggregate([("quantity", "sum")])
+        agg = agg.to_pandas()
+        pos, ok = _positions(agg, store_ids, n_k, sku_pos)
+        sold[pos, j] = agg["quantity_sum"].to_numpy(float)[ok]
+    return sold, active, cens
+
+
+def _supply(win: Window, sim: SimulateConfig) -> tuple[Supply | None, str]:
+    """The generator's supplier reliability (rebuilt from world.json), or perfect."""
+    if sim.suppliers == "perfect":
+        return None, "perfect"
+    w = win.world
+    reason = ""
+    if not w or w.get("scenario") not in SCENARIOS:
+        reason = "no world.json describing a generated scenario"
+    else:
+        world = World(SCENARIOS[w["scenario"]], seed=int(w["seed"]),
+                      start=dt.date.fromisoformat(w["start"]), days=1)
+        wsk = world.skus.set_index("sku_id")["supplier_id"]
+        lake_sup = win.pairs.drop_duplicates("sku_id").set_index("sku_id")["supplier_id"]
+        if not lake_sup.index.isin(wsk.index).all() or \
+                (wsk.reindex(lake_sup.index).to_numpy() != lake_sup.to_numpy()).any():
+            reason = "the lake's SKUs are not those of world.json"
+        else:
+            n_k = len(world.skus)
+            idx = (win.pairs["store_id"].to_numpy() - 1) * n_k + win.pairs["sku_id"].to_numpy() - 1
+            if idx.max(initial=0) < len(world.p_late) and idx.min(initial=0) >= 0:
+                return Supply(world.p_late[idx], world.p_short[idx],
+                              seed=int(w["seed"])), "world"
+            reason = "the lake's stores are not those of world.json"
+    if sim.suppliers == "world":
+        raise ValueError(f"--suppliers world: {reason}")
+    return None, f"perfect ({reason})"
+
+
+# ----------------------------------------------------------------------------- policies
+class MinMaxPolicy:
+    """The generator's min-max rule (:class:`jobs.world.ReorderRule`) as ``World._reorder``
+    applies it, on the simulated state. ``est`` / ``est_used``: its moving average of sales
+    and the levels' estimate at the last refresh; ``origin``: the day the refresh cycle
+    counts from (the world's first day)."""
+
+    name = "minmax"
+
+    def __init__(self, pairs: pd.DataFrame, n_stores: int, n_skus: int, rule: ReorderRule,
+                 est: np.ndarray, est_used: np.ndarray, origin: dt.date) -> None:
+        if len(pairs) != n_stores * n_skus:
+            raise ValueError("MinMaxPolicy: pairs must be the full store x SKU grid")
+        self.rule, self.origin = rule, origin
+        self.n_stores, self.n_skus = n_stores, n_skus
+        perish = pairs["is_perishable"].to_numpy(bool)
+        self.lead = pairs["lead_time_days"].to_numpy(int)
+        self.case = pairs["case_pack"].to_numpy(int)
+        self.moq = pairs["moq_cases"].to_numpy(int)
+        self.review = np.where(perish, 1, rule.review_days)
+        self.phase = pairs["supplier_id"].to_numpy(int) % self.review
+        self.cover = np.where(perish, pairs["shelf_life_days"].to_numpy(float)
+                              * rule.perishable_cover_frac, rule.cover_days)
+        self.est = np.asarray(est, float).copy()
+        self.est_used = np.asarray(est_used, float).copy()
+        self.notes: dict[str, object] = {"rule": asdict(rule)}
+
+    def refresh(self) -> None:
+        r = self.rule
+        chain = self.est.reshape(self.n_stores, self.n_skus).mean(axis=0)
+        self.est_used = r.chain_weight * np.tile(chain, self.n_stores) + \
+            (1 - r.chain_weight) * self.est
+
+    def observe(self, d: int, sold: np.ndarray, active: np.ndarray) -> None:
+        """The nightly update of the estimate (and the levels on refresh days)."""
+        a = self.rule.ewma_alpha
+        self.est = np.where(active, (1 - a) * self.est + a * sold, self.est)
+        if d % self.rule.refresh_days == 0:
+            self.refresh()
+
+    def decide(self, d: int, on_hand: np.ndarray, on_order: np.ndarray,
+               active: np.ndarray) -> np.ndarray:
+        r, est = self.rule, self.est_used
+        position = on_hand + on_order
+        s = est * (self.lead + self.review) * r.safety
+        up_to = s + est * self.cover
+        due = (d % self.review) == self.phase
+        need = np.where(active & due & (position <= s), np.ceil(up_to - position), 0)
+        cases = np.where(need > 0, np.maximum(np.ceil(need / self.case), self.moq), 0)
+        return (cases * self.case).astype(np.int64)
+
+    def order(self, night: Night) -> np.ndarray:
+        d = (night.date - self.origin).days
+        self.observe(d, night.sold, night.active)
+        return self.decide(d, night.on_hand, night.on_order, night.active)
+
+
+def minmax_from_history(win: Window, rule: ReorderRule, origin: dt.date) -> MinMaxPolicy:
+    """The rule's state at the window's start, rebuilt from the observed sales history: the
+    estimate starts at each pair's mean sales over the lookback and runs the rule's EWMA
+    through it (after 56 days the start weighs 0.9^56 = 0.3%), the levels refreshed on the
+    world's refresh days; pairs never active in the lookback start from their store x
+    category mean (a new SKU's prior)."""
+    sold, act = win.hist_sold, win.hist_active
+    count = act.sum(axis=1)
+    mean = np.divide((sold * act).sum(axis=1), count, out=np.full(len(sold), np.nan),
+                     where=count > 0)
+    est = _category_prior(win.pairs, mean)
+    pol = MinMaxPolicy(win.pairs, win.n_stores, win.n_skus, rule, est, est, origin)
+    pol.refresh()
+    for j, day in enumerate(win.hist_dates):
+        pol.observe((day - origin).days, sold[:, j], act[:, j])
+    return pol
+
+
+def _category_prior(pairs: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """NaN -> the mean of the store x category (else of the category, else 0)."""
+    v = pd.Series(values)
+    by_sc = v.groupby([pairs["store_id"], pairs["category"]]).transform("mean")
+    by_c = v.groupby(pairs["category"]).transform("mean")
+    return v.fillna(by_sc).fillna(by_c).fillna(0.0).to_numpy(float)
+
+
+def _forecast_frame(pairs: pd.DataFrame, idx: np.ndarray, mean: np.ndarray,
+                    q: np.ndarray) -> pd.DataFrame:
+    """Long frame (store_id, sku_id, horizon, mean, q50..q99) of pairs ``idx``;
+    ``mean`` (len(idx), H), ``q`` (len(idx), H, 5)."""
+    h = mean.shape[1]
+    out = pd.DataFrame({
+        "store_id": np.repeat(pairs["store_id"].to_numpy()[idx], h),
+        "sku_id": np.repeat(pairs["sku_id"].to_numpy()[idx], h),
+        "horizon": np.tile(np.arange(1, h + 1), len(idx)),
+        "mean": mean.ravel()})
+    for j, c in enumerate(QUANTILE_COLUMNS):
+        out[c] = q[..., j].ravel()
+    return out
+
+
+class OracleForecast:
+    """The true distribution of days t + 1 .. t + 7: mean ``expected_demand``, quantiles of
+    the negative binomial with the truth's ``nb_dispersion`` (see the module docstring)."""
+
+    def __init__(self, pairs: pd.DataFrame, expected: np.ndarray, dispersion: np.ndarray,
+                 horizon: int = HORIZON) -> None:
+        self.pairs, self.expected, self.dispersion = pairs, expected, dispersion
+        self.horizon = horizon
+
+    def __call__(self, night: Night) -> pd.DataFrame:
+        idx = np.nonzero(night.active)[0]
+        last = len(self.expected) - 1
+        days = np.minimum(night.t + np.arange(1, self.horizon + 1), last)
+        mean = self.expected[days][:, idx].T
+        size = self.dispersion[days][:, idx].T
+        return _forecast_frame(self.pairs, idx, mean, nb_quantiles(mean, size))
+
+
+class HistoryForecast:
+    """A baseline of ``models.baselines`` re-fitted every night on the observed sales of the
+    last ``lookback`` days (censored and inactive days unobserved); pairs it cannot forecast
+    get their store x category mean forecast."""
+
+    def __init__(self, pairs: pd.DataFrame, make_model: Callable[[], object], win: Window,
+                 lookback: int, horizon: int = HORIZON) -> None:
+        self.pairs, self.make_model, self.lookback, self.horizon = pairs, make_model, \
+            lookback, horizon
+        obs = np.where(win.hist_active & ~win.hist_censored, win.hist_sold, np.nan)
+        self.values = np.full((len(pairs), obs.shape[1] + win.days), np.nan)
+        self.values[:, :obs.shape[1]] = obs
+        self.offset = obs.shape[1]
+        self.first = win.start - dt.timedelta(days=obs.shape[1])
+
+    def __call__(self, night: Night) -> pd.DataFrame:
+        from models.protocol import QUANTILES
+
+        col = self.offset + night.t
+        self.values[:, col] = np.where(night.active & ~night.censored, night.sold, np.nan)
+        lo = max(0, col + 1 - self.lookback)
+        block = self.values[:, lo:col + 1]
+        r, c = np.nonzero(np.isfinite(block))
+        dates = pd.Timestamp(self.first) + pd.to_timedelta(lo + c, unit="D")
+        train = pd.DataFrame({"store_id": self.pairs["store_id"].to_numpy()[r],
+                              "sku_id": self.pairs["sku_id"].to_numpy()[r],
+                              "date": dates, "y": block[r, c]})
+        idx = np.nonzero(night.active)[0]
+        if len(train) == 0:
+            zeros = np.zeros((len(idx), self.horizon))
+            return _forecast_frame(self.pairs, idx, zeros, np.zeros((*zeros.shape, 5)))
+        model = self.make_model()
+        fc = model.fit(train).predict(self.horizon, QUANTILES)  # type: ignore[attr-defined]
+        cutoff = pd.Timestamp(night.date)
+        fc = fc.assign(horizon=((pd.to_datetime(fc["target_date"]) - cutoff).dt.days))
+        fc = fc[(fc["horizon"] >= 1) & (fc["horizon"] <= self.horizon)]
+        grid = pd.DataFrame({"store_id": np.repeat(self.pairs["store_id"].to_numpy()[idx],
+                                                   self.horizon),
+                             "sku_id": np.repeat(self.pairs["sku_id"].to_numpy()[idx],
+                                                 self.horizon),
+                             "horizon": np.tile(np.arange(1, self.horizon + 1), len(idx))})
+        cols = ["mean", *QUANTILE_COLUMNS]
+        out = grid.merge(fc[["store_id", "sku_id", "horizon", *cols]],
+                         on=["store_id", "sku_id", "horizon"], how="left")
+        cat = out["sku_id"].map(self.pairs.drop_duplicates("sku_id").set_index("sku_id")[
+            "category"])
+        for c in cols:
+            prior = out.groupby([out["store_id"], cat, out["horizon"]])[c].transform("mean")
+            out[c] = out[c].fillna(prior).fillna(0.0)
+        return out
+
+
+class LakeForecast:
+    """``lake/forecasts/date=D`` (``replenish run score``) for the night of day D."""
+
+    def __init__(self, cfg: Config, dates: Sequence[dt.date]) -> None:
+        self.root = cfg.lake
+        have = set(list_dates(cfg.lake, "forecasts"))
+        missing = [d for d in dates if d not in have]
+        if missing:
+            raise FileNotFoundError(
+                f"--forecasts lake: lake/forecasts has no partition for {len(missing)} of the "
+                f"{len(dates)} simulated nights (first: {missing[0]}); run 'replenish run "
+                f"score --from {missing[0]} --to {missing[-1]}' or use --forecasts "
+                "moving_average")
+
+    def __call__(self, night: Night) -> pd.DataFrame:
+        fc = read_partition(self.root, "forecasts", night.date).to_pandas()
+        return fc[fc["horizon"].between(1, HORIZON)]
+
+
+def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
+    origin = dt.date.fromisoformat(win.world["start"]) if win.world else win.start
+    if name == "minmax":
+        return minmax_from_history(win, ReorderRule(), origin)
+    if name == "oracle":
+        provider: Callable[[Night], pd.DataFrame] = OracleForecast(
+            win.pairs, win.expected, win.dispersion)
+    elif sim.forecasts == "lake":
+        provider = LakeForecast(cfg, [win.start + dt.timedelta(days=t) for t in range(win.days)])
+    else:
+        from models.baselines import MovingAverage, SeasonalNaive
+
+        make = MovingAverage if sim.forecasts == "moving_average" else SeasonalNaive
+        provider = HistoryForecast(win.pairs, make, win, sim.lookback_days)
+    return PlanPolicy(name, win.pairs, win.stores, provider, sim.plan_config())
+
+
+# ------------------------------------------------------------------------------- report
+_ROWS = (
+    ("fill_rate", "service level (fill rate)", "pct1"),
+    ("stockout_freq", "stock-out frequency (pair-days)", "pct1"),
+    ("waste_pct", "waste, % of units received (perishables)", "num1"),
+    ("waste_pct_all", "waste, % of units received (all SKUs)", "num1"),
+    ("turnover", "inventory turnover (annualised, at cost)", "x"),
+    ("working_capital", "average working capital (INR, at cost)", "inr"),
+    ("purchases", "purchases (INR, received at cost)", "inr"),
+    ("ordering_cost", "ordering cost (INR)", "inr"),
+    ("holding_cost", "holding cost (INR)", "inr"),
+    ("lost_margin", "lost margin (INR)", "inr"),
+    ("waste_cost", "waste cost (INR)", "inr"),
+    ("total_cost", "total cost (INR)", "inr"),
+)
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if kind == "pct1":
+        return f"{100 * value:.1f}%"
+    if kind == "num1":
+        return f"{value:.1f}%"
+    if kind == "x":
+        return f"{value:.1f}x" if math.isfinite(value) else "inf"
+    return f"₹{value:,.0f}"
+
+
+def _table(results: dict[str, SimResult], with_case_study: bool = True) -> str:
+    names = list(results)
+    head = ["metric", *names]
+    if with_case_study:
+        head += ["case study before", "case study after"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label, kind in _ROWS:
+        row = [label, *(_fmt(results[p].metrics[key], kind) for p in names)]
+        if with_case_study:
+            row += [_fmt(CASE_STUDY[w].get(key), kind) for w in ("before", "after")]
+        out.append("| " + " | ".join(row) + " |")
+    for ref in ("minmax", "oracle"):
+        if ref in results and len(names) > 1:
+            base = results[ref].metrics["total_cost"]
+            row = [f"total cost vs {ref} (INR)"]
+            for p in names:
+                diff = results[p].metrics["total_cost"] - base
+                pct = f" ({100 * diff / base:+.1f}%)" if base else ""
+                row.append(f"{'+' if diff >= 0 else '-'}₹{abs(diff):,.0f}{pct}")
+            if with_case_study:
+                row += ["", ""]
+            out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
+def _differences(results: dict[str, SimResult]) -> list[dict]:
+    names = list(results)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ca, cb = results[a].metrics["total_cost"], results[b].metrics["total_cost"]
+            out.append({"policy": a, "versus": b, "total_cost_diff_inr": ca - cb,
+                        "total_cost_ratio": ca / cb if cb else float("nan")})
+    return out
+
+
+def _sentences(results: dict[str, SimResult]) -> list[str]:
+    out = []
+    for d in _differences(results):
+        diff = d["total_cost_diff_inr"]
+        word = "less" if diff < 0 else "more"
+        out.append(f"- {d['policy']} costs ₹{abs(diff):,.0f} {word} than {d['versus']} "
+                   f"({100 * (d['total_cost_ratio'] - 1):+.1f}%)")
+    return out
+
+
+def _header(win: Window, settings: dict) -> str:
+    return (f"Policy simulation {win.start} .. {win.end} ({win.days} days): "
+            f"{win.n_stores} store{'s' if win.n_stores != 1 else ''} x {win.n_skus} SKUs "
+            f"({len(win.pairs):,} pairs); "
+            f"suppliers {settings['suppliers']}, forecasts for plan: {settings['forecasts']}, "
+            f"solver {settings['solver']}")
+
+
+def _markdown(win: Window, settings: dict, results: dict[str, SimResult]) -> str:
+    lines = [f"# {_header(win, settings)}", "", _table(results), ""]
+    if len(results) > 1:
+        lines += ["Differences in total cost over the window:", "", *_sentences(results), ""]
+    lines += ["Wall time: " + ", ".join(f"{p} {r.seconds:,.1f} s" for p, r in results.items()),
+              ""]
+    for p, r in results.items():
+        notes = {k: v for k, v in r.notes.items() if k != "rule" and v not in ("", 0, 0.0)}
+        if notes:
+            lines.append(f"- {p}: " + ", ".join(f"{k} {v}" for k, v in notes.items()))
+    lines += ["", "Definitions (optimize/simulate.py):", ""]
+    lines += [f"- `{k}`: {v}" for k, v in METRIC_DOCS.items()]
+    lines += ["", "Case study columns: Blinkit before/after (service level, perishable waste, "
+              "turnover); other metrics have no comparable figure."]
+    return "\n".join(lines) + "\n"
+
+
+def _json(win: Window, settings: dict, results: dict[str, SimResult]) -> dict:
+    def clean(v: object) -> object:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, (np.integer, np.floating)):
+            return clean(v.item())
+        return v
+
+    return {
+        "start": win.start.isoformat(), "end": win.end.isoformat(), "days": win.days,
+        "stores": win.n_stores, "skus": win.n_skus, "pairs": len(win.pairs),
+        "settings": settings,
+        "policies": {p: {"metrics": {k: clean(v) for k, v in r.metrics.items()},
+                         "seconds": r.seconds,
+                         "notes": {k: clean(v) for k, v in r.notes.items()},
+                         "by_day": json.loads(r.by_day.to_json(orient="records",
+                                                               date_format="iso"))}
+                     for p, r in results.items()},
+        "differences": [{k: clean(v) for k, v in d.items()} for d in _differences(results)],
+        "case_study": CASE_STUDY, "definitions": METRIC_DOCS,
+    }
+
+
+def _write(cfg: Config, win: Window, settings: dict, results: dict[str, SimResult]
+           ) -> list[Path]:
+    folder = cfg.reports / "simulate"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    groups = [{p: r} for p, r in results.items()]
+    if len(results) > 1:
+        groups.append(results)
+    for group in groups:
+        stem = f"{win.start}_{win.days}d_{'-'.join(group)}"
+        for suffix, text in ((".json", json.dumps(_json(win, settings, group), indent=2,
+                                                  default=str) + "\n"),
+                             (".md", _markdown(win, settings, group))):
+            path = folder / (stem + suffix)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+            paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------------- run
+def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = True
+        ) -> SimulateReport:
+    """Replay the window under every policy of ``sim`` and report (module docstring)."""
+    t0 = time.perf_counter()
+    win = load_window(cfg, sim)
+    supply, supplier_mode = _supply(win, sim)
+    settings = {"policies": list(sim.policies), "solver": sim.solver,
+                "forecasts": sim.forecasts, "suppliers": supplier_mode,
+                "capacity": sim.capacity,
+                "lookback_days": sim.lookback_days, "time_limit_s": sim.time_limit_s,
+                "mip_gap": sim.mip_gap, "stores": list(sim.stores) if sim.stores else "all",
+                "world": win.world and {k: win.world.get(k) for k in (
+                    "scenario", "seed", "start", "end")},
+                "inventory_source": win.sources.get("inventory")}
+    costs = CostModel.from_plan_config(sim.plan_config())
+    start_pipe = win.on_order[:, None]
+    results: dict[str, SimResult] = {}
+    for name in sim.policies:
+        policy = _build_policy(name, win, sim, cfg)
+        bar = _progress(win.days, f"simulate {name}", progress)
+        result = simulate(win.pairs, win.buckets, start_pipe, win.demand, win.active, policy,
+                          win.start, costs=costs, supply=supply,
+                          on_day=(lambda _t, b=bar: b.update(1)) if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        results[name] = result
+    text = "\n".join([_header(win, settings), "", _table(results)]
+                     + (["", *_sentences(results)] if len(results) > 1 else []))
+    paths = _write(cfg, win, settings, results) if write else []
+    return SimulateReport(results, text, tuple(paths), round(time.perf_counter() - t0, 2),
+                          settings)
+
+
+def _progress(total: int, label: str, enabled: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, desc=label, unit="day", disable=not enabled, file=sys.stderr)
+
+
+def parse_policies(text: str) -> tuple[str, ...]:
+    """``plan,minmax`` or ``all`` -> the policy names, in the order given."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if names == ["all"]:
+        return POLICIES
+    bad = [p for p in names if p not in POLICIES]
+    if bad or not names:
+        raise ValueError(f"--policy: unknown {bad or text!r}; choose from "
+                         f"{', '.join(POLICIES)} (comma-separated) or all")
+    return tuple(dict.fromkeys(names))
+
