@@ -54,6 +54,12 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("plan", "jobs.plan", "run",
          "tonight's orders: one MILP per store (Spark applyInPandas), checked, with a greedy "
          "fallback; lake/plans (a line per active pair, explained) and lake/purchase_orders"),
+    Step("audit", "jobs.publish", "audit",
+         "stage D's plan, forecasts, purchase orders, actual demand and KPIs in the warehouse "
+         "and audit them; publishes nothing"),
+    Step("publish", "jobs.publish", "run",
+         "write-audit-publish D into the warehouse in one transaction (re-stages and "
+         "re-audits what it commits)"),
     Step("report", "jobs.report", "run",
          "the night's report (plan, forecast, KPIs, monitoring) as Markdown/HTML with plots, "
          "logged to MLflow"),
