@@ -81,7 +81,7 @@ def read_range(root: Path, table: str, start: dt.date, end: dt.date,
             parts.append(t.append_column("date", pa.array([day] * t.num_rows, pa.date32())))
     if not parts:
         raise FileNotFoundError(f"table {table!r}: no partitions between {start} and {end}")
-    return pa.concat_tables(parts)
+    return pa.concat_tables(parts, promote_options="permissive")
 
 
 def latest_snapshot_date(root: Path, table: str, day: dt.date) -> dt.date:

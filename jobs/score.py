@@ -134,7 +134,7 @@ def _history(cfg: Config, run_date: dt.date) -> pd.DataFrame:
     if not parts:
         raise FileNotFoundError(f"table 'features': no partitions between {start} and "
                                 f"{run_date}; run build_features first")
-    df = pa.concat_tables(parts).to_pandas()
+    df = pa.concat_tables(parts, promote_options="permissive").to_pandas()
     df["date"] = pd.to_datetime(df["date"]).astype("datetime64[ns]")
     return df
 
