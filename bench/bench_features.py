@@ -5,7 +5,8 @@ For one scenario it generates a world (or reuses ``--home``), ingests every date
 measures, in one run, side by side:
 
 - ``ingest + validate_raw`` for one night (the last date);
-- the full feature build over the whole window (one Spark job, ``--from/--to``);
+- the full feature build over the whole window (``--from/--to``: one Spark job, one task
+  per chunk of days);
 - one incremental night (the last date, reading only its 30-day lookback);
 
 and checks that the incremental night's rows equal the full build's rows for that date.
@@ -202,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         SECTION, "", f"Command: `{command()}` (from the repository root)", "",
         machine_line(info), "",
         f"Scenario `{scenario}`, {len(dates)} days, {full.feature_columns} feature-table "
-        "columns. Spark local[*], driver 8g, 8 shuffle partitions.", "",
+        f"columns. Spark local[*], driver 8g; one task per chunk of at most "
+        f"{build_features.CHUNK_DAYS} days (demand and features in numpy, Parquet written by "
+        "pyarrow in the tasks).", "",
         *table, "",
         f"Incremental night equals the full build for {last}: {'yes' if same else 'NO'}.", ""])
     print(text)

@@ -6,36 +6,40 @@ History features of a row at D read only the pair's days in [D-k, D-1]; covariat
 
 How it stays exact and fast:
 
-- One shuffle. The daily ``demand`` rows and the ``promotions`` rows are unioned and
-  partitioned once by (store_id, sku_id), ordered by day number. A first window over the
-  same day (``rangeBetween(0, 0)``) attaches the day's promotion to its demand row; the
-  second computes every history feature with ``rangeBetween(-k, -1)`` frames on day
-  numbers, one frame per window size, all in a single pass over the same sort. Missing
-  days stay missing: a lag landing on a day the pair was not active is null, rolling
-  windows use the days present.
-- Incremental == full. Every frame is bounded by ``lookback`` days (>= 30) and every
-  unbounded quantity is capped (days since the last sale or festival: ``lookback + 1``;
-  festival look-ahead: 60 days; ages: 365), so building D alone from [D-lookback, D] gives
-  the same numbers as a backfill over years.
+- Dense days. The daily ``demand`` rows of [start - lookback, end] are laid out as arrays
+  with one row per day and one column per (store, SKU) pair, the day's promotions beside
+  them; ``features.kernel`` computes the history features of a block of days at once with
+  numpy. Missing days stay missing: a lag landing on a day the pair was not active is null,
+  rolling windows use the days present.
+- Incremental == full. Every window is bounded by ``lookback`` days (>= 30), float window
+  sums add the days in a fixed order (D-1, D-2, ...), and every unbounded quantity is
+  capped (days since the last sale or festival: ``lookback + 1``; festival look-ahead: 60
+  days; ages: 365), so building D alone from [D-lookback, D] gives the same numbers, bit for
+  bit, as a backfill over years.
 - Censored days. A stock-out day without any sale has ``demand`` null (unknown). For a row
   at D such a day counts, in lags and windows, as the pair's mean demand over its
   non-censored days in [D-30, D-1] (else its mean corrected demand there, else 0). The
   imputation is relative to the row, which is what keeps it incremental. On the ``tiny``
   world it is 7% below the true demand of those days on average (mean absolute error
   1.3 units; taking them as 0 would be 2.1).
+- Day by day out. ``feature_tables`` yields one Arrow table per day, rows sorted by
+  (store_id, sku_id), so the job writes each date's partition straight away.
 
 Inputs must cover [start - lookback, end] (``demand``, ``promotions``, ``weather``,
 ``calendar``) and the calendar should reach end + 60 days for the festival look-ahead.
 ``weather``, ``promotions`` and ``calendar`` may be None (their features are null, or "no
-promotion").
+promotion"). Frames are pandas; a ``date`` column may hold ``datetime.date`` objects or
+datetime64 values.
 """
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
-from pyspark.sql import Window
-from pyspark.sql import functions as F
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from features.catalog import (
     AGE_CAP_DAYS,
@@ -44,330 +48,440 @@ from features.catalog import (
     FESTIVAL_HORIZON_DAYS,
     KEYS,
     LABELS,
-    LAGS,
     MAX_WINDOW,
     NEW_SKU_DAYS,
     PROMO_TYPES,
     RAINY_MM,
     REGION_CODES,
-    ROLL_WINDOWS,
-    SAME_WEEKDAY_LAGS,
     ZONE_CODES,
 )
+from features.kernel import Days, history_features
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import Column, DataFrame
-    from pyspark.sql.window import WindowSpec
+__all__ = ["build_features", "feature_tables", "FEATURE_SCHEMA"]
 
-__all__ = ["build_features", "day_number"]
+_ARROW = {"double": pa.float64(), "int": pa.int32(), "boolean": pa.bool_()}
+_LABEL_TYPES = {"units_sold": "int", "demand": "double", "censored": "boolean"}
+# Never null, whatever the inputs; marked required in the files, as Spark wrote them before,
+# so partitions written before and after read together.
+_REQUIRED = frozenset({"history_days", "on_promotion", "discount_pct", "price_ratio",
+                       "store_age_days", "sku_age_days",
+                       *(f"promo_type_{t}" for t in PROMO_TYPES)})
+#: The feature table's columns and types: KEYS + LABELS + FEATURES (catalog ``dtype``).
+FEATURE_SCHEMA = pa.schema(
+    list(zip(KEYS, (pa.date32(), pa.int32(), pa.int32()), strict=True))
+    + [(name, _ARROW[_LABEL_TYPES[name]]) for name in LABELS]
+    + [pa.field(f.name, _ARROW[f.dtype], nullable=f.name not in _REQUIRED) for f in FEATURES])
+_TYPES = {**_LABEL_TYPES, **{f.name: f.dtype for f in FEATURES}}
 
-_EPOCH = dt.date(1970, 1, 1)
-_PAIR = ["store_id", "sku_id"]
 _STORE_ATTRS = ("customer_density", "competitor_proximity_km", "demographic_index",
                 "capacity_ambient_l", "capacity_chilled_l", "capacity_frozen_l", "daily_budget")
-
-
-def day_number(date: Column | str) -> Column:
-    """Days since 1970-01-01: the ordering key of every range window."""
-    return F.datediff(F.col(date) if isinstance(date, str) else date, F.lit(_EPOCH))
-
-
-def _dn(day: dt.date) -> int:
-    return (day - _EPOCH).days
-
-
-def _div(num: Column, den: Column) -> Column:
-    """num / den, null when den is 0 or null (also under ANSI mode)."""
-    return F.try_divide(num, den)
-
-
-def _code(col: Column, mapping: dict[str, int]) -> Column:
-    """The fixed integer code of a string column (0 when unknown)."""
-    items = list(mapping.items())
-    expr = F.when(col == items[0][0], F.lit(items[0][1]))
-    for key, value in items[1:]:
-        expr = expr.when(col == key, F.lit(value))
-    return expr.otherwise(F.lit(0))
-
-
+_SKU_INTS = ("shelf_life_days", "case_pack", "moq_cases", "lead_time_days")
+_SKU_DOUBLES = ("unit_cost", "price", "volume_l")
+_CALENDAR = ("is_payday", "is_holiday", "is_festival", "festival_intensity",
+             "days_to_next_festival", "days_since_last_festival")
+_WEATHER = ("temp_max_c", "rain_mm", "humidity", "is_rainy", "rain_3d_mm")
 # Promotion flags of a day, as bits: any promotion, then one bit per type in PROMO_TYPES.
 _PROMO_ANY = 1
+# History arrays of one block: about this many (day, pair) cells, to bound memory.
+_BLOCK_CELLS = 1_000_000
+_EPOCH = np.datetime64("1970-01-01", "D")
 
 
-def _promo_bit(i: int) -> int:
-    return 1 << (i + 1)
-
-
-def _end_codegen_stage(df: DataFrame) -> DataFrame:
-    """End Spark's whole-stage code generation here, without moving any data.
-
-    Fused together, the history derivations, the covariate joins and the final projection
-    generate one Java method above HotSpot's 8 KB JIT limit (``DontCompileHugeMethods``),
-    which then runs interpreted, about twice as slow. Coalescing to more partitions than
-    exist keeps every partition as it is, but coalesce is not code-generated, so each side
-    compiles on its own.
-    """
-    return df.coalesce(1 << 30)
-
-
-def _history_rows(demand: DataFrame, promotions: DataFrame | None, first: dt.date,
-                  end: dt.date) -> DataFrame:
-    """Demand rows in [first, end] with the day's promotion attached (one shuffle)."""
-    rows = (demand.where(F.col("date").between(F.lit(first), F.lit(end)))
-            .select(*KEYS, day_number("date").alias("dn"),
-                    F.col("units_sold").cast("int").alias("units_sold"),
-                    F.col("demand").cast("double").alias("demand"),
-                    F.col("censored").cast("boolean").alias("censored"),
-                    F.col("stockout").cast("boolean").alias("stockout"),
-                    F.col("evening_units").cast("int").alias("evening_units"),
-                    F.col("revenue").cast("double").alias("revenue")))
-    if promotions is None:
-        return rows.select("*", F.lit(0.0).alias("discount_pct"), F.lit(0).alias("promo_bits"))
-    bits = F.lit(_PROMO_ANY)
-    for i, t in enumerate(PROMO_TYPES):
-        bits = bits.bitwiseOR(F.when(F.col("promo_type") == t, _promo_bit(i)).otherwise(0))
-    promo = (promotions.where(F.col("date").between(F.lit(first), F.lit(end)))
-             .select(*KEYS, day_number("date").alias("dn"),
-                     F.col("discount_pct").cast("double").alias("_disc"),
-                     bits.alias("_bits")))
-    # Union, not join: the window below needs the (store, sku) partitioning anyway, so the
-    # promotions ride along in the same shuffle instead of a join shuffling demand twice.
-    both = rows.select("*", F.lit(True).alias("_is_row")).unionByName(
-        promo.select("*", F.lit(False).alias("_is_row")), allowMissingColumns=True)
-    same_day = Window.partitionBy(*_PAIR).orderBy("dn").rangeBetween(0, 0)
-    return (both.select(
-        "*",
-        F.coalesce(F.max("_disc").over(same_day), F.lit(0.0)).alias("discount_pct"),
-        F.coalesce(F.bit_or("_bits").over(same_day), F.lit(0)).alias("promo_bits"))
-        .where(F.col("_is_row"))
-        .drop("_disc", "_bits", "_is_row"))
-
-
-# Small per-day counts (0/1 each) are packed into 8-bit fields of one long, so a window sums
-# six counters with one aggregate; a window holds at most 30 days, far below 255.
-_BITS = 8
-_PRESENT, _UNKNOWN, _ZERO, _STOCKOUT, _PROMO, _PROMO_UNKNOWN = range(6)
-
-
-def _pack(flags: list[Column]) -> Column:
-    out: Column = F.lit(0).cast("long")
-    for i, flag in enumerate(flags):
-        out = out + F.shiftleft(F.coalesce(flag, F.lit(False)).cast("long"), _BITS * i)
-    return out
-
-
-def _count(k: int, field: int) -> Column:
-    """One counter over the k-day window, unpacked from the window's packed sum."""
-    return F.shiftright(F.col(f"_c{k}"), _BITS * field).bitwiseAND((1 << _BITS) - 1)
-
-
-def _history_features(rows: DataFrame, lookback: int) -> DataFrame:
-    """Window aggregates over the pair's days in [D-k, D-1], one frame per size."""
-    order = Window.partitionBy(*_PAIR).orderBy("dn")
-
-    def past(k: int) -> WindowSpec:
-        return order.rangeBetween(-k, -1)
-
-    def on_day(k: int) -> WindowSpec:
-        return order.rangeBetween(-k, -k)
-
-    x, u = F.col("demand"), F.col("units_sold")
-    promo = F.col("promo_bits").bitwiseAND(_PROMO_ANY) > 0
-    counts = _pack([F.lit(True), x.isNull(), u == 0, F.col("stockout"), promo,
-                    promo & x.isNull()])
-    aggs: list[Column] = []
-    for k in ROLL_WINDOWS:
-        w = past(k)
-        aggs += [F.coalesce(F.sum(counts).over(w), F.lit(0)).alias(f"_c{k}"),
-                 F.sum(x).over(w).alias(f"_s{k}"),
-                 F.sum(x * x).over(w).alias(f"_q{k}")]
-    for k in (7, 30):
-        aggs += [F.sum(u).over(past(k)).alias(f"_u{k}"),
-                 F.sum("evening_units").over(past(k)).alias(f"_ev{k}")]
-    w30 = past(MAX_WINDOW)
-    aggs += [F.max(x).over(past(7)).alias("_mx7"), F.min(x).over(past(7)).alias("_mn7"),
-             F.sum(F.when(~F.col("stockout"), x)).over(w30).alias("_snc30"),
-             F.sum(F.when(promo, x)).over(w30).alias("_sp30"),
-             F.sum("revenue").over(w30).alias("_rev30"),
-             # exact (integer) and O(1) per row; the cap keeps it within the lookback
-             F.max(F.when(u > 0, F.col("dn"))).over(
-                 order.rangeBetween(Window.unboundedPreceding, -1)).alias("_last_sale")]
-    if lookback != MAX_WINDOW:
-        aggs.append(F.count(F.lit(1)).over(past(lookback)).alias("_hist"))
-    # -1 marks "active but demand unknown"; null means "not active that day".
-    marked = F.coalesce(x, F.lit(-1.0))
-    aggs += [F.max(marked).over(on_day(k)).alias(f"_lag{k}") for k in LAGS]
-    aggs += [F.max(u).over(on_day(k)).alias(f"_ulag{k}") for k in (1, 7)]
-    return rows.select("*", *aggs)
-
-
-def _fill_and_history(lookback: int) -> list[Column]:
-    """history_days, and ``_fill``: the value a censored day without sales stands for."""
-    n30, z30, so30 = _count(30, _PRESENT), _count(30, _UNKNOWN), _count(30, _STOCKOUT)
-    mean_clean = _div(F.col("_snc30"), n30 - so30)  # stock-out days are the censored ones
-    mean_known = _div(F.col("_s30"), n30 - z30)
-    fill = F.coalesce(mean_clean, mean_known, F.lit(0.0))
-    hist = n30 if lookback == MAX_WINDOW else F.col("_hist")
-    return [hist.alias("history_days"), fill.alias("_fill")]
-
-
-def _history_columns(lookback: int) -> list[Column]:
-    """The history features, from the window aggregates and ``_fill``."""
-    fill = F.col("_fill")
-    out: list[Column] = [F.col("history_days")]
-    for k in LAGS:
-        raw = F.col(f"_lag{k}")
-        out.append(F.when(raw == -1.0, fill).otherwise(raw).alias(f"lag_{k}"))
-    same = [F.col(f"lag_{k}") for k in SAME_WEEKDAY_LAGS]
-    present = sum((c.isNotNull().cast("int") for c in same), F.lit(0))
-    total = sum((F.coalesce(c, F.lit(0.0)) for c in same), F.lit(0.0))
-    out.append(_div(total, present).alias("same_weekday_mean_4"))
-    out += [F.col(f"_ulag{k}").alias(f"units_lag_{k}") for k in (1, 7)]
-
-    means, stds = [], []
-    for k in ROLL_WINDOWS:
-        n, z = _count(k, _PRESENT), _count(k, _UNKNOWN)
-        s = F.coalesce(F.col(f"_s{k}"), F.lit(0.0)) + z * fill
-        q = F.coalesce(F.col(f"_q{k}"), F.lit(0.0)) + z * fill * fill
-        mean = _div(s, n)
-        means.append(mean.alias(f"roll_mean_{k}"))
-        var = F.greatest(_div(q, n) - mean * mean, F.lit(0.0))  # rounding can dip below 0
-        stds.append(F.when(n > 0, F.sqrt(var)).alias(f"roll_std_{k}"))
-    out += means + stds
-    n7 = _count(7, _PRESENT)
-    unknown7 = F.when(_count(7, _UNKNOWN) > 0, fill)
-    out += [F.when(n7 > 0, F.greatest(F.col("_mx7"), unknown7)).alias("roll_max_7"),
-            F.when(n7 > 0, F.least(F.col("_mn7"), unknown7)).alias("roll_min_7")]
-
-    since = F.col("dn") - F.col("_last_sale")
-    out.append(F.when(since <= lookback, since).otherwise(F.lit(lookback + 1))
-               .alias("days_since_last_sale"))
-    out += [_div(_count(k, _ZERO), _count(k, _PRESENT)).alias(f"zero_sale_share_{k}")
-            for k in (7, 30)]
-    out += [_div(_count(k, _STOCKOUT), _count(k, _PRESENT)).alias(f"stockout_share_{k}")
-            for k in (7, 30)]
-    out += [_div(F.col(f"_ev{k}"), F.col(f"_u{k}")).alias(f"evening_share_{k}")
-            for k in (7, 30)]
-
-    n30, z30 = _count(30, _PRESENT), _count(30, _UNKNOWN)
-    n_promo, z_promo = _count(30, _PROMO), _count(30, _PROMO_UNKNOWN)
-    s_promo = F.coalesce(F.col("_sp30"), F.lit(0.0))
-    s_other = F.coalesce(F.col("_s30"), F.lit(0.0)) - s_promo
-    mean_promo = _div(s_promo + z_promo * fill, n_promo)
-    mean_other = _div(s_other + (z30 - z_promo) * fill, n30 - n_promo)
-    out += [_div(n_promo, n30).alias("promo_share_30"),
-            F.when((n_promo > 0) & (mean_other > 0), mean_promo / mean_other)
-            .alias("promo_lift_30"),
-            _div(F.col("_rev30"), F.col("_u30")).alias("avg_price_30")]
-    return out
-
-
-def _calendar_features(calendar: DataFrame, first: dt.date, last: dt.date,
-                       lookback: int) -> DataFrame:
-    """Per (region, date): flags of the day and distances to festival days."""
-    cal = (calendar.where(F.col("date").between(F.lit(first), F.lit(last)))
-           .select("region", "date", day_number("date").alias("dn"), "is_holiday", "is_payday",
-                   F.col("festival").isNotNull().alias("is_festival"),
-                   F.col("festival_intensity").cast("double").alias("festival_intensity")))
-    order = Window.partitionBy("region").orderBy("dn")
-    fest_dn = F.when(F.col("is_festival"), F.col("dn"))
-    nxt = F.min(fest_dn).over(order.rangeBetween(0, FESTIVAL_HORIZON_DAYS))
-    prev = F.max(fest_dn).over(order.rangeBetween(-lookback, -1))
-    return cal.select(
-        "region", "date", "is_holiday", "is_payday", "is_festival", "festival_intensity",
-        F.coalesce(nxt - F.col("dn"), F.lit(FESTIVAL_HORIZON_DAYS)).alias(
-            "days_to_next_festival"),
-        F.coalesce(F.col("dn") - prev, F.lit(lookback + 1)).alias("days_since_last_festival"))
-
-
-def _weather_features(weather: DataFrame, first: dt.date, end: dt.date) -> DataFrame:
-    w = (weather.where(F.col("date").between(F.lit(first), F.lit(end)))
-         .select("city", "date", day_number("date").alias("dn"),
-                 F.col("temp_max_c").cast("double").alias("temp_max_c"),
-                 F.col("rain_mm").cast("double").alias("rain_mm"),
-                 F.col("humidity").cast("double").alias("humidity")))
-    three = Window.partitionBy("city").orderBy("dn").rangeBetween(-2, 0)
-    return w.select("city", "date", "temp_max_c", "rain_mm", "humidity",
-                    (F.col("rain_mm") >= RAINY_MM).alias("is_rainy"),
-                    F.sum("rain_mm").over(three).alias("rain_3d_mm"))
-
-
-def _age(date: Column, since: Column) -> Column:
-    return F.least(F.greatest(F.datediff(date, since), F.lit(0)), F.lit(AGE_CAP_DAYS))
-
-
-def build_features(demand: DataFrame, calendar: DataFrame | None, weather: DataFrame | None,
-                   promotions: DataFrame | None, stores: DataFrame, skus: DataFrame,
-                   start: dt.date, end: dt.date, lookback: int = MAX_WINDOW) -> DataFrame:
+def build_features(demand: pd.DataFrame, calendar: pd.DataFrame | None,
+                   weather: pd.DataFrame | None, promotions: pd.DataFrame | None,
+                   stores: pd.DataFrame, skus: pd.DataFrame, start: dt.date, end: dt.date,
+                   lookback: int = MAX_WINDOW) -> pd.DataFrame:
     """Features for every row of ``demand`` dated in [start, end]: KEYS + LABELS + FEATURES.
 
     ``demand`` (``features.demand.demand_daily`` rows) must also hold the ``lookback`` days
-    before ``start``; rows outside [start - lookback, end] are ignored.
+    before ``start``; rows outside [start - lookback, end] are ignored. Nulls are NaN
+    (floats) or ``pd.NA`` (nullable Int32 and boolean columns); ``date`` holds dates.
     """
+    first = _first_day(start, end, lookback)
+    by_day = _split_days(demand, first, end)
+    tables = [t for _, t in feature_tables(by_day, calendar, weather, promotions, stores,
+                                           skus, start, end, lookback)]
+    table = pa.concat_tables(tables) if tables else FEATURE_SCHEMA.empty_table()
+    mapper = {pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+    return table.to_pandas(types_mapper=mapper.get)
+
+
+def feature_tables(demand: Mapping[dt.date, pd.DataFrame], calendar: pd.DataFrame | None,
+                   weather: pd.DataFrame | None, promotions: pd.DataFrame | None,
+                   stores: pd.DataFrame, skus: pd.DataFrame, start: dt.date, end: dt.date,
+                   lookback: int = MAX_WINDOW) -> Iterator[tuple[dt.date, pa.Table]]:
+    """The feature rows of each day in [start, end], as (day, Arrow table in
+    ``FEATURE_SCHEMA``), rows sorted by (store_id, sku_id); a day without rows gives an
+    empty table.
+
+    ``demand`` maps each day to that day's ``demand_daily`` rows (its ``date`` column, if
+    any, is ignored); days outside [start - lookback, end] are ignored.
+    """
+    first = _first_day(start, end, lookback)
+    lay = _layout(demand, first, start, end)
+    if promotions is not None:
+        _add_promotions(lay, promotions, first)
+    static = _Static(lay.keys, stores, skus)
+    covariates = _Covariates(static, calendar, weather, start, end, lookback)
+    days = Days(lay.present, lay.demand, lay.units, lay.evening, lay.revenue, lay.stockout,
+                (lay.bits & _PROMO_ANY) > 0)
+    n_out = (end - start).days + 1
+    block = max(1, min(n_out, _BLOCK_CELLS // max(1, len(lay.keys))))
+    for b0 in range(0, n_out, block):
+        b1 = min(n_out, b0 + block)
+        hist = history_features(days, lookback + b0, lookback + b1, lookback)
+        for i in range(b0, b1):
+            day = start + dt.timedelta(days=i)
+            t = lookback + i
+            pairs = np.flatnonzero(lay.present[t])
+            cols = {name: values[i - b0, pairs] for name, values in hist.items()}
+            cols.update({name: values[i, pairs] for name, values in lay.labels.items()})
+            cols.update(static.columns(pairs))
+            cols.update(covariates.columns(i, pairs))
+            cols.update(_day_columns(day, lay, static, t, pairs, cols))
+            yield day, _table(day, lay.keys[pairs], cols)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+@dataclass
+class _Layout:
+    """The demand rows of [first, end] as arrays [day, pair], pairs sorted by key."""
+
+    keys: np.ndarray      # int64 pair keys, sorted
+    present: np.ndarray
+    demand: np.ndarray
+    units: np.ndarray
+    evening: np.ndarray
+    revenue: np.ndarray
+    stockout: np.ndarray
+    labels: dict[str, np.ndarray]  # [day of [start, end], pair], float64, NaN for null
+    discount: np.ndarray  # max discount of the day, NaN without promotion
+    bits: np.ndarray      # promotion bits of the day
+
+
+def _layout(demand: Mapping[dt.date, pd.DataFrame], first: dt.date, start: dt.date,
+            end: dt.date) -> _Layout:
+    n_days, skip = (end - first).days + 1, (start - first).days
+    items = sorted(((day, df) for day, df in demand.items() if first <= day <= end and len(df)),
+                   key=lambda item: item[0])
+    day_keys = [_pair_key(df) for _, df in items]
+    keys = (np.sort(pd.unique(np.concatenate(day_keys))) if items
+            else np.empty(0, dtype=np.int64))
+    shape = (n_days, len(keys))
+    lay = _Layout(keys, np.zeros(shape, dtype=bool), np.full(shape, np.nan),
+                  np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32),
+                  np.zeros(shape), np.zeros(shape, dtype=bool),
+                  {name: np.full((n_days - skip, len(keys)), np.nan) for name in LABELS},
+                  np.full(shape, np.nan), np.zeros(shape, dtype=np.int16))
+    for (day, df), key in zip(items, day_keys, strict=True):
+        t = (day - first).days
+        p = np.searchsorted(keys, key)
+        if not (np.diff(p) > 0).all() and len(np.unique(p)) != len(p):
+            raise ValueError(f"demand has more than one row for a (store_id, sku_id) on {day}")
+        units = _floats(df["units_sold"])
+        if np.isnan(units).any():
+            raise ValueError(f"demand has rows without units_sold on {day}")
+        lay.present[t, p] = True
+        lay.demand[t, p] = _floats(df["demand"])
+        lay.units[t, p] = units
+        lay.evening[t, p] = np.nan_to_num(_floats(df["evening_units"]))
+        lay.revenue[t, p] = np.nan_to_num(_floats(df["revenue"]))
+        lay.stockout[t, p] = np.nan_to_num(_floats(df["stockout"])) != 0
+        if t >= skip:
+            for name in LABELS:
+                lay.labels[name][t - skip, p] = _floats(df[name])
+    return lay
+
+
+def _add_promotions(lay: _Layout, promotions: pd.DataFrame, first: dt.date) -> None:
+    """The day's largest discount and promotion bits of each pair (promotions of pairs
+    without demand rows are irrelevant)."""
+    t = _day_numbers(promotions["date"]) - _dn(first)
+    p = np.searchsorted(lay.keys, _pair_key(promotions)).clip(0, max(0, len(lay.keys) - 1))
+    n_days = lay.present.shape[0]
+    hit = (t >= 0) & (t < n_days) & (len(lay.keys) > 0)
+    if len(lay.keys):
+        hit &= lay.keys[p] == _pair_key(promotions)
+    flat = t[hit] * len(lay.keys) + p[hit]
+    kind = promotions["promo_type"].to_numpy()[hit]
+    bits = np.full(len(flat), _PROMO_ANY, dtype=np.int16)
+    for i, name in enumerate(PROMO_TYPES):
+        bits |= np.where(kind == name, 1 << (i + 1), 0).astype(np.int16)
+    np.fmax.at(lay.discount.reshape(-1), flat, _floats(promotions["discount_pct"])[hit])
+    np.bitwise_or.at(lay.bits.reshape(-1), flat, bits)
+
+
+# ----------------------------------------------------------------------------- covariates
+
+
+class _Static:
+    """Store and SKU attributes of every pair (index -1: not in the snapshot: null)."""
+
+    def __init__(self, keys: np.ndarray, stores: pd.DataFrame, skus: pd.DataFrame) -> None:
+        self.stores, self.skus = stores.reset_index(drop=True), skus.reset_index(drop=True)
+        store, sku = _unpack(keys)
+        self.store = _index_of(self.stores, "store_id", store)
+        self.sku = _index_of(self.skus, "sku_id", sku)
+        st, sk = self.stores, self.skus
+        by_store = {"region_code": _codes(st["region"], REGION_CODES),
+                    **{c: _floats(st[c]) for c in _STORE_ATTRS}}
+        price, cost = _floats(sk["price"]), _floats(sk["unit_cost"])
+        by_sku = {"category_code": _codes(sk["category"], CATEGORY_CODES),
+                  "zone_code": _codes(sk["zone"], ZONE_CODES),
+                  "is_perishable": _floats(sk["is_perishable"]),
+                  **{c: np.trunc(_floats(sk[c])) for c in _SKU_INTS},
+                  **{c: _floats(sk[c]) for c in _SKU_DOUBLES},
+                  "margin": _div(price - cost, price)}
+        self.per_pair = {name: _take(values, self.store) for name, values in by_store.items()}
+        self.per_pair.update({name: _take(values, self.sku) for name, values in by_sku.items()})
+        self.opened = _take(_day_numbers(st["opened_on"], nat=np.nan), self.store)
+        self.launched = _take(_day_numbers(sk["launched_on"], nat=np.nan), self.sku)
+
+    def columns(self, pairs: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: values[pairs] for name, values in self.per_pair.items()}
+
+
+class _Covariates:
+    """Calendar and weather of each store's region and city, for each day of [start, end]."""
+
+    def __init__(self, static: _Static, calendar: pd.DataFrame | None,
+                 weather: pd.DataFrame | None, start: dt.date, end: dt.date,
+                 lookback: int) -> None:
+        st = static.stores
+        self.store = static.store
+        n_out = (end - start).days + 1
+        self.values: dict[str, np.ndarray] = {}  # [store, day], NaN for null
+        nothing = np.full((len(st), n_out), np.nan)
+        if calendar is not None:
+            grid, regions = _calendar_grid(calendar, start, end, lookback)
+            at = _positions(st["region"], regions)
+            self.values.update({name: _take(grid[name], at) for name in _CALENDAR})
+        else:
+            self.values.update({name: nothing for name in _CALENDAR})
+        if weather is not None:
+            grid, cities = _weather_grid(weather, start - dt.timedelta(days=lookback), start,
+                                         end)
+            at = _positions(st["city"], cities)
+            self.values.update({name: _take(grid[name], at) for name in _WEATHER})
+        else:
+            self.values.update({name: nothing for name in _WEATHER})
+
+    def columns(self, i: int, pairs: np.ndarray) -> dict[str, np.ndarray]:
+        store = self.store[pairs]
+        out = {}
+        for name, grid in self.values.items():
+            day = np.append(grid[:, i], np.nan)  # index -1: a store not in the snapshot
+            out[name] = day[store]
+        return out
+
+
+def _calendar_grid(calendar: pd.DataFrame, start: dt.date, end: dt.date,
+                   lookback: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Calendar features [region, day of [start, end]]: NaN without a calendar row."""
+    first, ahead = _dn(start) - lookback, _dn(end) + FESTIVAL_HORIZON_DAYS
+    dn = _day_numbers(calendar["date"])
+    cal = calendar.assign(_dn=dn)[(dn >= first) & (dn <= ahead)]
+    cal = cal.drop_duplicates(["region", "_dn"])
+    regions = sorted(cal["region"].dropna().unique())
+    n_out = (end - start).days + 1
+    grid = {name: np.full((len(regions), n_out), np.nan) for name in _CALENDAR}
+    for r, region in enumerate(regions):
+        rows = cal[cal["region"] == region]
+        days = rows["_dn"].to_numpy()
+        festival = rows["festival"].notna().to_numpy()
+        fest = np.sort(days[festival])
+        out = (days >= _dn(start)) & (days <= _dn(end))
+        d, t = days[out], days[out] - _dn(start)
+        grid["is_payday"][r, t] = _floats(rows["is_payday"])[out]
+        grid["is_holiday"][r, t] = _floats(rows["is_holiday"])[out]
+        grid["is_festival"][r, t] = festival[out]
+        grid["festival_intensity"][r, t] = _floats(rows["festival_intensity"])[out]
+        # the first festival day on or after D, and the last one before D
+        nxt = np.searchsorted(fest, d, side="left")
+        padded = np.concatenate([fest, [np.iinfo(np.int64).max // 2]])
+        gap = padded[nxt] - d
+        grid["days_to_next_festival"][r, t] = np.minimum(gap, FESTIVAL_HORIZON_DAYS)
+        padded = np.concatenate([[np.iinfo(np.int64).min // 2], fest])
+        since = d - padded[nxt]
+        grid["days_since_last_festival"][r, t] = np.where(since <= lookback, since,
+                                                          lookback + 1)
+    return grid, regions
+
+
+def _weather_grid(weather: pd.DataFrame, first: dt.date, start: dt.date,
+                  end: dt.date) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Weather features [city, day of [start, end]]: NaN without a weather row."""
+    dn = _day_numbers(weather["date"])
+    wx = weather.assign(_dn=dn)[(dn >= _dn(first)) & (dn <= _dn(end))]
+    wx = wx.drop_duplicates(["city", "_dn"])
+    cities = sorted(wx["city"].dropna().unique())
+    n_all = (end - first).days + 1
+    has = np.zeros((len(cities), n_all), dtype=bool)
+    raw = {c: np.full((len(cities), n_all), np.nan) for c in ("temp_max_c", "rain_mm",
+                                                               "humidity")}
+    at = _positions(wx["city"], cities)
+    t = wx["_dn"].to_numpy() - _dn(first)
+    ok = at >= 0
+    has[at[ok], t[ok]] = True
+    for c in raw:
+        raw[c][at[ok], t[ok]] = _floats(wx[c])[ok]
+    rain = raw["rain_mm"]
+    three = np.full_like(rain, np.nan)  # rain on D-2, D-1 and D, the days present, in order
+    for j in (2, 1, 0):
+        v = np.full_like(rain, np.nan)
+        v[:, j:] = rain[:, :n_all - j]
+        three = np.where(np.isnan(v), three, np.where(np.isnan(three), v, three + v))
+    out = slice((start - first).days, n_all)
+    with np.errstate(invalid="ignore"):
+        rainy = np.where(np.isnan(rain), np.nan, rain >= RAINY_MM)
+    grid = {**{c: v[:, out] for c, v in raw.items()}, "is_rainy": rainy[:, out],
+            "rain_3d_mm": three[:, out]}
+    for name in grid:
+        grid[name] = np.where(has[:, out], grid[name], np.nan)
+    return grid, cities
+
+
+def _day_columns(day: dt.date, lay: _Layout, static: _Static, t: int, pairs: np.ndarray,
+                 cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Calendar of the date itself, the day's promotion and price, ages."""
+    n = len(pairs)
+    dn = _dn(day)
+    disc = np.nan_to_num(lay.discount[t, pairs], nan=0.0)
+    bits = lay.bits[t, pairs]
+    price_on_day = cols["price"] * (1 - disc)
+    out = {
+        "day_of_week": np.full(n, float(day.weekday())),
+        "is_weekend": np.full(n, float(day.weekday() >= 5)),
+        "day_of_month": np.full(n, float(day.day)),
+        "month": np.full(n, float(day.month)),
+        "week_of_year": np.full(n, float(day.isocalendar()[1])),
+        "on_promotion": (bits & _PROMO_ANY > 0).astype(np.float64),
+        "discount_pct": disc,
+        "price_on_day": price_on_day,
+        "price_ratio": 1 - disc,
+        "price_vs_avg_30": _div(price_on_day, cols["avg_price_30"]),
+        # 0 when the date is unknown (a store or SKU missing from its snapshot)
+        "store_age_days": np.nan_to_num(np.clip(dn - static.opened[pairs], 0, AGE_CAP_DAYS)),
+        "sku_age_days": np.nan_to_num(np.clip(dn - static.launched[pairs], 0, AGE_CAP_DAYS)),
+    }
+    since_launch = dn - static.launched[pairs]
+    with np.errstate(invalid="ignore"):
+        out["is_new_sku"] = np.where(np.isnan(since_launch), np.nan,
+                                     since_launch < NEW_SKU_DAYS)
+    for i, name in enumerate(PROMO_TYPES):
+        out[f"promo_type_{name}"] = (bits & (1 << (i + 1)) > 0).astype(np.float64)
+    return out
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _table(day: dt.date, keys: np.ndarray, cols: dict[str, np.ndarray]) -> pa.Table:
+    n = len(keys)
+    store, sku = _unpack(keys)
+    arrays = [pa.array(np.full(n, np.datetime64(day, "D"))),
+              pa.array(store.astype(np.int32)), pa.array(sku.astype(np.int32))]
+    arrays += [_arrow(cols[name], _TYPES[name]) for name in FEATURE_SCHEMA.names[3:]]
+    for field, array in zip(FEATURE_SCHEMA, arrays, strict=True):
+        if not field.nullable and array.null_count:
+            raise AssertionError(f"BUG: feature {field.name} is null on {day}")
+    return pa.Table.from_arrays(arrays, schema=FEATURE_SCHEMA)
+
+
+def _arrow(values: np.ndarray, dtype: str) -> pa.Array:
+    """A float64 column (NaN = null) as an Arrow array of the catalog type."""
+    null = np.isnan(values)
+    mask = null if null.any() else None
+    if dtype == "double":
+        return pa.array(values, type=pa.float64(), mask=mask)
+    whole = np.where(null, 0.0, values)
+    if dtype == "int":
+        return pa.array(whole.astype(np.int32), type=pa.int32(), mask=mask)
+    return pa.array(whole != 0, type=pa.bool_(), mask=mask)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _first_day(start: dt.date, end: dt.date, lookback: int) -> dt.date:
     if lookback < MAX_WINDOW:
         raise ValueError(f"lookback={lookback}: features read up to {MAX_WINDOW} days back")
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    first = start - dt.timedelta(days=lookback)
+    return start - dt.timedelta(days=lookback)
 
-    rows = _history_rows(demand, promotions, first, end)
-    hist = _history_features(rows, lookback)
-    day = F.col("date")
-    base = (hist.where(F.col("dn").between(_dn(start), _dn(end)))
-            .select("*", *_fill_and_history(lookback))
-            .select(*KEYS, *LABELS, "discount_pct", "promo_bits", *_history_columns(lookback)))
-    base = _end_codegen_stage(base)
 
-    st = stores.select(
-        "store_id", "city", "region",
-        _code(F.col("region"), REGION_CODES).alias("region_code"),
-        *[F.col(c).cast("double").alias(c) for c in _STORE_ATTRS], "opened_on")
-    sk = skus.select(
-        "sku_id",
-        _code(F.col("category"), CATEGORY_CODES).alias("category_code"),
-        _code(F.col("zone"), ZONE_CODES).alias("zone_code"),
-        F.col("is_perishable").cast("boolean").alias("is_perishable"),
-        *[F.col(c).cast("int").alias(c) for c in (
-            "shelf_life_days", "case_pack", "moq_cases", "lead_time_days")],
-        *[F.col(c).cast("double").alias(c) for c in ("unit_cost", "price", "volume_l")],
-        "launched_on")
-    out = (base.join(F.broadcast(st), "store_id", "left")
-           .join(F.broadcast(sk), "sku_id", "left"))
-    if calendar is not None:
-        cal = _calendar_features(calendar, first, end + dt.timedelta(
-            days=FESTIVAL_HORIZON_DAYS), lookback)
-        out = out.join(F.broadcast(cal), ["region", "date"], "left")
-    if weather is not None:
-        out = out.join(F.broadcast(_weather_features(weather, first, end)), ["city", "date"],
-                       "left")
+def _split_days(demand: pd.DataFrame, first: dt.date, end: dt.date
+                ) -> dict[dt.date, pd.DataFrame]:
+    dn = _day_numbers(demand["date"])
+    inside = (dn >= _dn(first)) & (dn <= _dn(end))
+    rows = demand[inside]
+    return {_date(int(d)): part for d, part in rows.groupby(dn[inside], sort=True)}
 
-    price = F.col("price")
-    derived: dict[str, Column] = {
-        "day_of_week": (F.dayofweek(day) + 5) % 7,
-        "is_weekend": F.dayofweek(day).isin(1, 7),
-        "day_of_month": F.dayofmonth(day),
-        "month": F.month(day),
-        "week_of_year": F.weekofyear(day),
-        "price_on_day": price * (1 - F.col("discount_pct")),
-        "price_ratio": 1 - F.col("discount_pct"),
-        "margin": _div(price - F.col("unit_cost"), price),
-        "store_age_days": _age(day, F.col("opened_on")),
-        "sku_age_days": _age(day, F.col("launched_on")),
-        "is_new_sku": F.datediff(day, F.col("launched_on")) < NEW_SKU_DAYS,
-    }
-    bits = F.col("promo_bits")
-    derived["on_promotion"] = bits.bitwiseAND(_PROMO_ANY) > 0
-    for i, t in enumerate(PROMO_TYPES):
-        derived[f"promo_type_{t}"] = bits.bitwiseAND(_promo_bit(i)) > 0
-    derived["price_vs_avg_30"] = _div(derived["price_on_day"], F.col("avg_price_30"))
-    present = set(out.columns)
-    cols = []
-    for f in FEATURES:
-        if f.name in derived:
-            expr = derived[f.name]
-        elif f.name in present:
-            expr = F.col(f.name)
-        else:  # a table the data set does not have (weather, calendar)
-            expr = F.lit(None)
-        cols.append(expr.cast(f.dtype).alias(f.name))
-    return out.select(*KEYS, *LABELS, *cols)
+
+def _dn(day: dt.date) -> int:
+    return int((np.datetime64(day, "D") - _EPOCH).astype(np.int64))
+
+
+def _date(dn: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=dn)
+
+
+def _day_numbers(col: pd.Series, nat: float | None = None) -> np.ndarray:
+    """Days since 1970-01-01 of a date column (dates or datetime64); nulls as ``nat``."""
+    days = pd.to_datetime(col).to_numpy().astype("datetime64[D]")
+    out = (days - _EPOCH).astype(np.int64)
+    if nat is None:
+        if np.isnat(days).any():
+            raise ValueError(f"column {col.name!r} has null dates")
+        return out
+    return np.where(np.isnat(days), nat, out.astype(np.float64))
+
+
+def _pair_key(df: pd.DataFrame) -> np.ndarray:
+    """(store_id, sku_id) packed into one int64: store in the high 32 bits."""
+    store = df["store_id"].to_numpy().astype(np.int64)
+    sku = df["sku_id"].to_numpy().astype(np.int64) & 0xFFFFFFFF
+    return (store << 32) | sku
+
+
+def _unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(store_id, sku_id) of packed pair keys."""
+    return keys >> 32, (keys & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.int64)
+
+
+def _floats(col: pd.Series) -> np.ndarray:
+    """A numeric or boolean column as float64, NaN for null."""
+    return col.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _codes(col: pd.Series, mapping: dict[str, int]) -> np.ndarray:
+    """The fixed integer code of a string column (0 when unknown or null)."""
+    return col.map(mapping).fillna(0).to_numpy(dtype=np.float64)
+
+
+def _index_of(frame: pd.DataFrame, key: str, values: np.ndarray) -> np.ndarray:
+    """Row of ``frame`` whose ``key`` is each value, -1 if none."""
+    index = pd.Index(frame[key].to_numpy().astype(np.int64))
+    if not index.is_unique:
+        raise ValueError(f"{key} is not unique in its snapshot")
+    return index.get_indexer(values)
+
+
+def _positions(col: pd.Series, names: list[str]) -> np.ndarray:
+    """Position of each value of ``col`` in ``names``, -1 if absent or null."""
+    return pd.Index(names, dtype=object).get_indexer(col.astype(object))
+
+
+def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """values[at] along the first axis, NaN where ``at`` is -1."""
+    padded = np.concatenate([values, np.full((1, *values.shape[1:]), np.nan)])
+    return padded[at]
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is 0 or either is NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den != 0, num / den, np.nan)

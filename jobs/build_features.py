@@ -4,26 +4,54 @@ Reads the validated tables (``lake/clean``) for the dates asked plus the 30-day 
 features need (the calendar also 60 days ahead, for "days to the next festival"), and
 replaces the ``lake/demand_daily`` and ``lake/features`` partitions of those dates only. A
 nightly run therefore reads a month of data, not the whole history; a backfill
-(``--from/--to``) is one Spark job over the range. Both give the same rows (tested).
+(``--from/--to``) gives the same rows (tested).
+
+How a range runs: it is cut into chunks of at most ``CHUNK_DAYS`` days, and Spark runs one
+task per chunk (``mapInPandas`` over the chunk numbers). A task reads its days' sales and
+stock from the lake, computes ``demand_daily`` day by day (plus its lookback days, in memory)
+and the features with ``features.build.feature_tables`` (numpy), and writes one Parquet
+file per date into a staging folder. Only chunk numbers and row counts cross between the JVM
+and Python; the wide feature rows never do. When every task has finished, each date's
+partitions are swapped into the lake (``jobs.lake.replace_dir``: a crash never leaves half a
+date). Memory stays bounded by the chunk size, whatever the range.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
+import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.config import Config
-from jobs.lake import list_dates, partition_dir
-from jobs.lake_spark import read_range, read_snapshot, write_dates
+from jobs.lake import (
+    list_dates,
+    partition_dir,
+    read_partition,
+    read_snapshot,
+    replace_dir,
+)
 from jobs.spark import get_spark
 
-__all__ = ["run", "FeatureResult", "LOOKBACK_DAYS", "CALENDAR_AHEAD_DAYS", "clean_root"]
+__all__ = ["run", "FeatureResult", "LOOKBACK_DAYS", "CALENDAR_AHEAD_DAYS", "CHUNK_DAYS",
+           "clean_root"]
 
 LOOKBACK_DAYS = 30
 CALENDAR_AHEAD_DAYS = 60
+#: Most days one task builds; each task also recomputes its lookback days' demand.
+CHUNK_DAYS = 46
+_SALES = ["store_id", "sku_id", "ts", "quantity", "unit_price", "on_promotion"]
+_FEATURE_INPUTS = ["store_id", "sku_id", "units_sold", "demand", "censored", "stockout",
+                   "evening_units", "revenue"]
+_STATS = "date date, demand_rows long, feature_rows long"
 
 
 @dataclass(frozen=True)
@@ -41,6 +69,21 @@ class FeatureResult:
                 f"{self.seconds:.1f} s")
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every task needs: where to read and write, and the small shared tables."""
+
+    clean: Path
+    staging: Path
+    chunks: tuple[tuple[dt.date, dt.date], ...]
+    has_inventory: bool
+    has_promotions: bool
+    stores: pd.DataFrame
+    skus: pd.DataFrame
+    calendar: pd.DataFrame
+    weather: pd.DataFrame | None
+
+
 def clean_root(cfg: Config) -> Path:
     return cfg.lake / "clean"
 
@@ -48,58 +91,136 @@ def clean_root(cfg: Config) -> Path:
 def run(cfg: Config, run_date: dt.date | None = None, *, start: dt.date | None = None,
         end: dt.date | None = None) -> FeatureResult:
     """Build demand_daily and features for ``run_date`` or ``start..end``."""
-    from pyspark.sql import functions as F
-
-    from features.build import build_features
-    from features.demand import active_pairs, demand_daily
+    from features.build import FEATURE_SCHEMA
 
     start = start or run_date
     end = end or run_date or start
     if start is None or end is None:
         raise ValueError("build_features needs run_date or start and end")
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
     t0 = time.perf_counter()
-    spark = get_spark(cfg, "replenish-build-features")
     clean = clean_root(cfg)
     lo = start - dt.timedelta(days=LOOKBACK_DAYS)
-    sales = read_range(spark, clean, "sales", lo, end)
-    inventory = read_range(spark, clean, "inventory", lo, end, required=False)
-    calendar = read_range(spark, clean, "calendar", lo,
-                          end + dt.timedelta(days=CALENDAR_AHEAD_DAYS))
-    weather = read_range(spark, clean, "weather", lo - dt.timedelta(days=3), end,
-                         required=False)
-    promotions = read_range(spark, clean, "promotions", lo, end, required=False)
-    stores = read_snapshot(spark, clean, "stores", end)
-    skus = read_snapshot(spark, clean, "skus", end)
     have = set(list_dates(clean, "sales"))
     missing = [d.isoformat() for d in _dates(start, end) if d not in have]
     if missing:
         raise FileNotFoundError(f"table 'sales' (clean), partitions {missing[:5]}"
                                 f"{' ...' if len(missing) > 5 else ''}: missing; run ingest and "
                                 "validate_raw for those dates first")
+    staging = cfg.lake / f".staging-build-features-{uuid.uuid4().hex[:8]}"
+    plan = _Plan(
+        clean=clean, staging=staging, chunks=tuple(_chunks(start, end, CHUNK_DAYS)),
+        has_inventory=_has(clean, "inventory", lo, end),
+        has_promotions=_has(clean, "promotions", lo, end),
+        stores=_snapshot(clean, "stores", end), skus=_snapshot(clean, "skus", end),
+        calendar=_range(clean, "calendar", lo, end + dt.timedelta(days=CALENDAR_AHEAD_DAYS)),
+        weather=(_range(clean, "weather", lo - dt.timedelta(days=3), end)
+                 if _has(clean, "weather", lo - dt.timedelta(days=3), end) else None))
+    spark = get_spark(cfg, "replenish-build-features")
+    try:
+        tasks = spark.range(0, len(plan.chunks), 1, numPartitions=len(plan.chunks))
+        stats = tasks.mapInPandas(partial(_run_tasks, plan), _STATS).collect()
+        for day in _dates(start, end):
+            for table in ("demand_daily", "features"):
+                final = partition_dir(cfg.lake, table, day)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                replace_dir(partition_dir(staging, table, day), final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return FeatureResult(start, end, sum(r.demand_rows for r in stats),
+                         sum(r.feature_rows for r in stats), len(FEATURE_SCHEMA) - 1,
+                         round(time.perf_counter() - t0, 1))
 
-    dates = _dates(lo, end)
-    pairs = active_pairs(inventory, stores, skus, dates)
-    demand = demand_daily(sales, inventory, pairs, stores=stores, skus=skus).cache()
-    in_range = (F.col("date") >= F.lit(start)) & (F.col("date") <= F.lit(end))
-    write_dates(demand.where(in_range), cfg.lake, "demand_daily")
-    feats = build_features(demand, calendar, weather, promotions, stores, skus, start, end,
-                           lookback=LOOKBACK_DAYS)
-    write_dates(feats, cfg.lake, "features")
-    demand.unpersist()
-    result = FeatureResult(start, end, _rows(cfg.lake, "demand_daily", start, end),
-                           _rows(cfg.lake, "features", start, end), len(feats.columns) - 1,
-                           round(time.perf_counter() - t0, 1))
-    return result
+
+def _run_tasks(plan: _Plan, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """A Spark task: build the chunks whose numbers arrive (one per task)."""
+    for batch in batches:
+        for i in batch["id"]:
+            yield _build_chunk(plan, *plan.chunks[int(i)])
 
 
-def _rows(root: Path, table: str, start: dt.date, end: dt.date) -> int:
-    """Rows written for ``start..end``, from the Parquet footers (no Spark job)."""
-    total = 0
+def _build_chunk(plan: _Plan, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """demand_daily and features of [start, end] into the staging folder; row counts."""
+    from features.build import feature_tables
+    from features.demand import DEMAND_SCHEMA, demand_for_day, pairs_for_day
+
+    first = start - dt.timedelta(days=LOOKBACK_DAYS)
+    sales_days = set(list_dates(plan.clean, "sales"))
+    stock_days = set(list_dates(plan.clean, "inventory")) if plan.has_inventory else set()
+    demand: dict[dt.date, pd.DataFrame] = {}
+    demand_rows: dict[dt.date, int] = {}
+    for day in _dates(first, end):
+        inventory = None
+        if plan.has_inventory:
+            inventory = (_read(plan.clean, "inventory", day, ["store_id", "sku_id", "on_hand"])
+                         if day in stock_days else pd.DataFrame(
+                             {"store_id": [], "sku_id": [], "on_hand": []}, dtype="int32"))
+        pairs = pairs_for_day(inventory, plan.stores, plan.skus, day)
+        sales = (_read(plan.clean, "sales", day, _SALES) if day in sales_days
+                 else pd.DataFrame({c: [] for c in _SALES}))
+        rows = demand_for_day(sales, inventory, pairs, day)
+        if day >= start:
+            table = pa.Table.from_pandas(rows.drop(columns="date"), schema=DEMAND_SCHEMA,
+                                         preserve_index=False)
+            _write(plan.staging, "demand_daily", day, table)
+            demand_rows[day] = table.num_rows
+        demand[day] = rows[_FEATURE_INPUTS]
+    promotions = None
+    if plan.has_promotions and _has(plan.clean, "promotions", first, end):
+        promotions = _range(plan.clean, "promotions", first, end, datetime64=True)
+    out = []
+    for day, table in feature_tables(demand, plan.calendar, plan.weather, promotions,
+                                     plan.stores, plan.skus, start, end, LOOKBACK_DAYS):
+        _write(plan.staging, "features", day, table.drop_columns(["date"]))
+        out.append((day, demand_rows[day], table.num_rows))
+    return pd.DataFrame(out, columns=["date", "demand_rows", "feature_rows"])
+
+
+def _read(root: Path, table: str, day: dt.date, columns: list[str]) -> pd.DataFrame:
+    return read_partition(root, table, day, columns).to_pandas()
+
+
+def _write(root: Path, table: str, day: dt.date, data: pa.Table) -> None:
+    folder = partition_dir(root, table, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(data, folder / "part-00000.parquet", compression="zstd")
+
+
+def _has(root: Path, table: str, start: dt.date, end: dt.date) -> bool:
+    return any(start <= d <= end for d in list_dates(root, table))
+
+
+def _range(root: Path, table: str, start: dt.date, end: dt.date,
+           datetime64: bool = False) -> pd.DataFrame:
+    """Partitions ``start..end`` with a ``date`` column (partitions written by different
+    writers may disagree on nullability, so every column is made nullable)."""
+    parts = []
     for day in list_dates(root, table):
         if start <= day <= end:
-            for f in partition_dir(root, table, day).glob("*.parquet"):
-                total += pq.read_metadata(f).num_rows
-    return total
+            t = read_partition(root, table, day)
+            t = t.cast(pa.schema([f.with_nullable(True) for f in t.schema]))
+            parts.append(t.append_column("date", pa.array([day] * t.num_rows, pa.date32())))
+    if not parts:
+        raise FileNotFoundError(f"table {table!r}: no partitions between {start} and {end} "
+                                f"under {Path(root) / table}")
+    return pa.concat_tables(parts).to_pandas(date_as_object=not datetime64)
+
+
+def _snapshot(root: Path, table: str, day: dt.date) -> pd.DataFrame:
+    return read_snapshot(root, table, day).to_pandas()
+
+
+def _chunks(start: dt.date, end: dt.date, most: int) -> list[tuple[dt.date, dt.date]]:
+    """[start, end] cut into the fewest runs of at most ``most`` days, of equal length."""
+    days = (end - start).days + 1
+    n = math.ceil(days / most)
+    out, first = [], start
+    for i in range(n):
+        size = days // n + (i < days % n)
+        out.append((first, first + dt.timedelta(days=size - 1)))
+        first += dt.timedelta(days=size)
+    return out
 
 
 def _dates(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -1,4 +1,4 @@
-"""Tiny hand-made inputs for the feature tests, as pandas frames, plus Spark helpers.
+"""Tiny hand-made inputs for the feature tests, as pandas frames, plus comparison helpers.
 
 Two stores (north / east), three SKUs, 42 days from Saturday 2025-03-01 ("day 0"). What is
 special, by (store, sku):
@@ -63,15 +63,6 @@ def py(v):
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
-
-
-def to_spark(spark, name: str, pdf: pd.DataFrame):
-    """A Spark frame with the table's exact column types (None/NaN become null)."""
-    fields = [c.strip().split(" ") for c in SCHEMAS[name].split(",")]
-    cast = [int if t == "int" else (lambda v: v) for _, t in fields]
-    rows = [tuple(None if py(v) is None else f(py(v)) for f, v in zip(cast, r, strict=True))
-            for r in pdf[[n for n, _ in fields]].itertuples(index=False)]
-    return spark.createDataFrame(rows, SCHEMAS[name])
 
 
 def stores() -> pd.DataFrame:
@@ -182,7 +173,7 @@ def assert_frames_match(actual: pd.DataFrame, expected: pd.DataFrame, keys: list
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:25])
 
 
-def to_pandas(df) -> pd.DataFrame:
-    """Collect a small Spark frame with plain Python values (dates as datetime.date)."""
-    rows = [tuple(r) for r in df.collect()]
+def plain(df: pd.DataFrame) -> pd.DataFrame:
+    """A frame of plain Python values (None for every kind of null), for ``is None`` checks."""
+    rows = [tuple(py(v) for v in r) for r in df.itertuples(index=False)]
     return pd.DataFrame(rows, columns=df.columns, dtype=object)

@@ -5,23 +5,24 @@ import datetime as dt
 import math
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from features.build import build_features
+from features.build import FEATURE_SCHEMA, build_features, feature_tables
 from features.catalog import FEATURES, KEYS, LABELS, feature, feature_names
 from tests.features import frames, reference
-from tests.features.frames import assert_frames_match, day, to_pandas, to_spark
+from tests.features.frames import assert_frames_match, day, plain
 
 START, END = day(31), day(41)
 LOOKBACK = 30
 
 
 @pytest.fixture(scope="module")
-def inputs(spark):
+def inputs():
     pdf = {"demand": frames.demand(), "calendar": frames.calendar(),
            "weather": frames.weather(), "promotions": frames.promotions(),
            "stores": frames.stores(), "skus": frames.skus()}
-    return pdf, {name: to_spark(spark, name, df) for name, df in pdf.items()}
+    return pdf, pdf
 
 
 def _build(tables: dict, start: dt.date, end: dt.date, **override):
@@ -33,7 +34,7 @@ def _build(tables: dict, start: dt.date, end: dt.date, **override):
 @pytest.fixture(scope="module")
 def full(inputs):
     df = _build(inputs[1], START, END)
-    return df, to_pandas(df)
+    return df, plain(df)
 
 
 def _rows(df: pd.DataFrame, store: int, sku: int) -> pd.DataFrame:
@@ -49,13 +50,42 @@ def test_matches_reference(inputs, full):
     assert_frames_match(full[1], expected, list(KEYS))
 
 
-def test_columns_and_types_follow_the_catalog(full):
+def test_columns_and_types_follow_the_catalog(inputs, full):
     df, _ = full
-    assert df.columns == list(KEYS) + list(LABELS) + feature_names()
-    types = dict(df.dtypes)
-    wrong = {f.name: types[f.name] for f in FEATURES if types[f.name] != f.dtype}
+    assert list(df.columns) == list(KEYS) + list(LABELS) + feature_names()
+    arrow = {"double": pa.float64(), "int": pa.int32(), "boolean": pa.bool_()}
+    assert FEATURE_SCHEMA.names == list(df.columns)
+    wrong = {f.name for f in FEATURES if FEATURE_SCHEMA.field(f.name).type != arrow[f.dtype]}
     assert not wrong
-    assert not [c for c, t in df.dtypes if t == "string"]
+    pandas = {"double": "float64", "int": "Int32", "boolean": "boolean"}
+    assert not {f.name for f in FEATURES if str(df.dtypes[f.name]) != pandas[f.dtype]}
+    t = inputs[1]
+    by_day = {d: rows for d, rows in t["demand"].groupby("date")}
+    for d, table in feature_tables(by_day, t["calendar"], t["weather"], t["promotions"],
+                                   t["stores"], t["skus"], START, END, LOOKBACK):
+        assert table.schema == FEATURE_SCHEMA
+        keys = list(zip(table["store_id"].to_pylist(), table["sku_id"].to_pylist(),
+                        strict=True))
+        assert keys == sorted(keys) and set(table["date"].to_pylist()) == {d}
+
+
+def test_a_day_without_rows_gives_an_empty_table(inputs):
+    t = inputs[1]
+    d = t["demand"]
+    demand = {k: rows for k, rows in d[d.date != day(40)].groupby("date")}
+    tables = dict(feature_tables(demand, None, None, None, t["stores"], t["skus"], day(39),
+                                 day(41), LOOKBACK))
+    assert list(tables) == [day(39), day(40), day(41)]
+    assert tables[day(40)].num_rows == 0 and tables[day(40)].schema == FEATURE_SCHEMA
+    assert tables[day(41)].num_rows > 0
+    assert tables[day(41)].to_pandas().lag_1.isna().all()  # day 40 is missing for every pair
+
+
+def test_duplicate_demand_rows_are_refused(inputs):
+    t = inputs[1]
+    d = t["demand"]
+    with pytest.raises(ValueError, match="more than one row"):
+        _build(t, START, END, demand=pd.concat([d, d.iloc[-1:]]))
 
 
 def test_one_row_per_demand_row_in_the_window(inputs, full):
@@ -173,13 +203,10 @@ def test_incremental_equals_full(inputs, full):
     nights = [day(36), day(37), day(41)]  # after the gap, after the unknown day, the end
     parts = []
     for night in nights:
-        window = demand.where((demand.date >= night - dt.timedelta(days=LOOKBACK))
-                              & (demand.date <= night))
+        window = demand[(demand.date >= night - dt.timedelta(days=LOOKBACK))
+                        & (demand.date <= night)]
         parts.append(_build(tables, night, night, demand=window))
-    incremental = parts[0]
-    for p in parts[1:]:
-        incremental = incremental.unionByName(p)
-    got = to_pandas(incremental)
+    got = plain(pd.concat(parts, ignore_index=True))
     expected = full[1][full[1].date.isin(nights)]
     assert len(got) == len(expected) > 0
     assert_frames_match(got, expected, list(KEYS), rel=0.0, abs_=0.0)  # bit for bit
@@ -187,12 +214,11 @@ def test_incremental_equals_full(inputs, full):
 
 def test_without_optional_tables(inputs):
     pdf, tables = inputs
-    got = to_pandas(_build(tables, day(38), END, calendar=None, weather=None,
-                           promotions=None))
+    got = plain(_build(tables, day(38), END, calendar=None, weather=None, promotions=None))
     expected = reference.build_features(pdf["demand"], None, None, None, pdf["stores"],
                                         pdf["skus"], day(38), END, LOOKBACK)
     assert_frames_match(got, expected, list(KEYS))
-    assert got.temp_max_c.isna().all() and not got.on_promotion.any()
+    assert got.temp_max_c.isna().all() and not got.on_promotion.astype(bool).any()
 
 
 def test_lookback_shorter_than_the_windows_is_refused(inputs):
@@ -218,5 +244,17 @@ def test_longer_lookback_matches_reference(inputs):
     expected = reference.build_features(pdf["demand"], pdf["calendar"], pdf["weather"],
                                         pdf["promotions"], pdf["stores"], pdf["skus"], start,
                                         END, lookback)
-    assert_frames_match(to_pandas(got), expected, list(KEYS))
+    assert_frames_match(plain(got), expected, list(KEYS))
     assert expected.history_days.max() == lookback
+
+
+def test_a_store_missing_from_the_snapshot(inputs):
+    """Its attributes and covariates are null (left join); its age is 0, as before."""
+    t = inputs[1]
+    got = plain(_build(t, day(40), day(40), stores=t["stores"][t["stores"].store_id == 1]))
+    east = got[got.store_id == 2].iloc[0]
+    assert east.region_code is None and east.customer_density is None
+    assert east.is_holiday is None and east.temp_max_c is None
+    assert east.store_age_days == 0 and east.lag_1 is not None  # history does not need it
+    north = got[got.store_id == 1].iloc[0]
+    assert north.region_code == 1 and north.store_age_days == (day(40) - dt.date(2024, 6, 1)).days

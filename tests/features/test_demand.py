@@ -4,26 +4,22 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.demand import (
     DEFAULT_HOURLY_PROFILE,
     DEMAND_COLUMNS,
+    DEMAND_SCHEMA,
     MAX_CORRECTION,
     active_pairs,
     demand_daily,
+    demand_for_day,
+    pairs_for_day,
     share_before_hour,
 )
 from tests.features import reference
-from tests.features.frames import (
-    SCHEMAS,
-    assert_frames_match,
-    day,
-    skus,
-    stores,
-    to_pandas,
-    to_spark,
-)
+from tests.features.frames import SCHEMAS, assert_frames_match, day, plain, skus, stores
 
 KEYS = ["date", "store_id", "sku_id"]
 
@@ -63,12 +59,9 @@ def _inventory() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def with_stock(spark):
+def with_stock():
     sales, inv = _sales(), _inventory()
-    sp_pairs = active_pairs(to_spark(spark, "inventory", inv), to_spark(spark, "stores", stores()),
-                            to_spark(spark, "skus", skus()), [day(1), day(2)])
-    got = to_pandas(demand_daily(to_spark(spark, "sales", sales),
-                                 to_spark(spark, "inventory", inv), sp_pairs))
+    got = plain(demand_daily(sales, inv, active_pairs(inv, stores(), skus(), [day(1), day(2)])))
     pairs = inv[inv.date.isin([day(1), day(2)])][KEYS]
     return got, reference.demand_daily(sales, inv, pairs)
 
@@ -135,14 +128,11 @@ def test_stockout_without_sales_has_unknown_demand(with_stock):
     assert r.demand is None
 
 
-def test_without_inventory(spark):
+def test_without_inventory():
     sales = _sales()
-    sp_stores, sp_skus = to_spark(spark, "stores", stores()), to_spark(spark, "skus", skus())
     new_skus = skus().assign(launched_on=[day(0), day(0), day(2)])
-    sp_pairs = active_pairs(None, sp_stores, to_spark(spark, "skus", new_skus),
-                            [day(1), day(2)])
-    got = to_pandas(demand_daily(to_spark(spark, "sales", sales), None, sp_pairs,
-                                 sp_stores, sp_skus))
+    pairs = active_pairs(None, stores(), new_skus, [day(1), day(2)])
+    got = plain(demand_daily(sales, None, pairs, stores(), skus()))
     # every store x launched SKU: 2 x 2 on day 1, 2 x 3 on day 2
     assert len(got) == 10
     assert set(got[got.sku_id == 3].date) == {day(2)}
@@ -154,10 +144,9 @@ def test_without_inventory(spark):
     assert _row(got, 1, 2, 2).units_sold == 5  # no stock row needed without inventory
 
 
-def test_active_pairs_respect_opening_dates(spark):
+def test_active_pairs_respect_opening_dates():
     late = stores().assign(opened_on=[day(0), day(2)])
-    pairs = to_pandas(active_pairs(None, to_spark(spark, "stores", late),
-                                   to_spark(spark, "skus", skus()), [day(1), day(2)]))
+    pairs = active_pairs(None, late, skus(), [day(1), day(2)])
     assert set(pairs[pairs.store_id == 2].date) == {day(2)}
     assert len(pairs) == 2 + 4  # sku 3 launches on day 33
 
@@ -172,3 +161,27 @@ def test_share_before_hour():
     assert 0.55 <= evening <= 0.65  # the case study: about 60% between 18:00 and 22:00
     with pytest.raises(ValueError):
         share_before_hour([1.0] * 23)
+
+
+def test_one_day_is_independent_of_the_others(with_stock):
+    """demand_for_day on one day's lines equals that day's rows of demand_daily."""
+    sales, inv = _sales(), _inventory()
+    one = inv[inv.date == day(2)]
+    got = demand_for_day(sales[sales.date == day(2)].drop(columns="date"),
+                         one.drop(columns="date"), pairs_for_day(one, stores(), skus(), day(2)),
+                         day(2))
+    expected = with_stock[0][with_stock[0].date == day(2)]
+    assert_frames_match(plain(got), expected, KEYS, rel=0.0, abs_=0.0)
+    # the lake table's types
+    table = pa.Table.from_pandas(got.drop(columns="date"), schema=DEMAND_SCHEMA,
+                                 preserve_index=False)
+    assert table.schema == DEMAND_SCHEMA and table.num_rows == 3
+
+
+def test_pairs_are_sorted_and_unique():
+    inv = _inventory()
+    one = inv[inv.date == day(1)].iloc[::-1]
+    pairs = pairs_for_day(one, stores(), skus(), day(1))
+    assert list(zip(pairs.store_id, pairs.sku_id, strict=True)) == [(1, 1), (1, 2), (2, 1)]
+    with pytest.raises(ValueError, match="more than one stock row"):
+        pairs_for_day(pd.concat([one, one.iloc[:1]]), stores(), skus(), day(1))

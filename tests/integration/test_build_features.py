@@ -1,7 +1,8 @@
-"""Spark features against a plain pandas reference, and incremental == full recompute.
+"""Features against a plain pandas reference, and the job: incremental == full recompute.
 
 The hand-made data set has a gap (a day the pair is not stocked), a stock-out with its
 last sale at 19:xx, an intermittent SKU, a new SKU that appears mid-window and a promotion.
+The job runs in Spark (one task per chunk of days) on a generated ``tiny`` world.
 """
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from features.build import build_features
-from features.demand import active_pairs, demand_daily, share_before_hour
+from features.build import FEATURE_SCHEMA, build_features
+from features.demand import DEMAND_SCHEMA, active_pairs, demand_daily, share_before_hour
 from jobs import build_features as job
 from jobs import generate, ingest
 from jobs.config import Config
@@ -92,13 +95,13 @@ def _world():
 
 
 @pytest.fixture(scope="module")
-def computed(spark):
-    sales, inv, promos, cal, weather, stores, skus = (spark.createDataFrame(f) for f in _world())
+def computed():
+    sales, inv, promos, cal, weather, stores, skus = _world()
     dates = [_day(i) for i in range(DAYS)]
     pairs = active_pairs(inv, stores, skus, dates)
     demand = demand_daily(sales, inv, pairs, stores=stores, skus=skus)
     feats = build_features(demand, cal, weather, promos, stores, skus, D0, END)
-    return demand.toPandas(), feats.toPandas()
+    return demand, feats
 
 
 def test_demand_daily_matches_a_pandas_groupby(computed):
@@ -204,7 +207,55 @@ def test_incremental_night_equals_full_recompute(spark, lake):
     assert len(list_dates(lake.lake, "features")) == 5
 
 
+def test_the_job_writes_the_catalog_types_and_leaves_no_staging(lake):
+    day = dt.date(2025, 6, 3)
+    features = pq.read_table(lake.lake / "features" / f"date={day}")
+    assert features.schema.remove_metadata() == FEATURE_SCHEMA.remove(0)  # without the date
+    demand = pq.read_table(lake.lake / "demand_daily" / f"date={day}")
+    assert demand.schema.remove_metadata() == DEMAND_SCHEMA
+    assert features.num_rows == demand.num_rows > 0
+    assert not [p for p in lake.lake.iterdir() if p.name.startswith(".")]
+
+
+def test_a_range_in_several_chunks_equals_one_chunk(spark, lake, monkeypatch):
+    first, last = dt.date(2025, 6, 1), dt.date(2025, 6, 5)
+    one = {d: pq.read_table(lake.lake / "features" / f"date={d}")
+           for d in job._dates(first, last)}
+    monkeypatch.setattr(job, "CHUNK_DAYS", 2)
+    assert len(job._chunks(first, last, job.CHUNK_DAYS)) == 3
+    job.run(lake, start=first, end=last)
+    for d, table in one.items():
+        assert pq.read_table(lake.lake / "features" / f"date={d}").equals(table), d
+
+
+def test_a_failing_task_leaves_the_lake_as_it_was(spark, lake):
+    """Write-audit-publish: a failure in any task publishes nothing."""
+    day = dt.date(2025, 6, 5)
+    before = pq.read_table(lake.lake / "features" / f"date={day}")
+    clean = job.clean_root(lake)
+    stock = read_partition(clean, "inventory", day)
+    try:
+        # a duplicated stock row: the task for this day raises
+        write_partition(clean, "inventory", day, pa.concat_tables([stock, stock.slice(0, 1)]))
+        with pytest.raises(Exception, match="more than one stock row"):
+            job.run(lake, start=dt.date(2025, 6, 4), end=day)
+    finally:
+        write_partition(clean, "inventory", day, stock)
+    assert pq.read_table(lake.lake / "features" / f"date={day}").equals(before)
+    assert not [p for p in lake.lake.iterdir() if p.name.startswith(".")]
+
+
 def test_missing_clean_partition_is_a_clear_error(lake):
     with pytest.raises(FileNotFoundError, match=r"table 'sales' \(clean\), partitions "
                        r"\['2025-07-01'\]"):
         job.run(lake, dt.date(2025, 7, 1))
+
+
+def test_chunks_cover_the_range_evenly():
+    d = dt.date(2024, 1, 1)
+    chunks = job._chunks(d, d + dt.timedelta(days=729), 46)
+    sizes = [(b - a).days + 1 for a, b in chunks]
+    assert len(chunks) == 16 and sum(sizes) == 730 and max(sizes) - min(sizes) <= 1
+    assert all(b + dt.timedelta(days=1) == a for (_, b), (a, _) in zip(chunks, chunks[1:],
+                                                                       strict=False))
+    assert job._chunks(d, d, 46) == [(d, d)]
