@@ -167,7 +167,9 @@ def store_kpis(day: dt.date, demand: pd.DataFrame, inventory: pd.DataFrame | Non
       or a stock-out whose known demand did not exceed units sold;
     - fill_rate = units sold / demand over the pairs whose demand is known;
     - stockout_rate = share of pairs with a stock-out (on hand 0 at close);
-    - waste_pct = 100 x perishable units wasted / perishable units received (inventory);
+    - waste_pct = 100 x perishable units wasted / perishable units that left the shelf
+      (wasted + sold): on a day, expiries of stock received earlier can exceed the day's
+      receipts, so receipts are not the denominator; in steady state the two agree;
     - inventory_turnover = 365 x COGS / average of opening and closing stock value, at cost,
       opening units = on_hand - received + units_sold + wasted (floored at 0);
     - working_capital = closing on-hand value at cost;
@@ -199,7 +201,7 @@ def store_kpis(day: dt.date, demand: pd.DataFrame, inventory: pd.DataFrame | Non
         opening = (on_hand - inv["received"] + inv["units_sold"].fillna(0) + inv["wasted"])
         inv = inv.assign(close_value=on_hand * unit,
                          open_value=opening.clip(lower=0).astype(float) * unit,
-                         fresh_in=np.where(fresh, inv["received"], 0),
+                         fresh_in=np.where(fresh, inv["wasted"] + inv["units_sold"].fillna(0), 0),
                          fresh_out=np.where(fresh, inv["wasted"], 0))
         gi = inv.groupby("store_id")
         stock = pd.DataFrame({"close": gi["close_value"].sum(), "open": gi["open_value"].sum(),

@@ -449,8 +449,9 @@ def _plots(folder: Path, result: Any, model: Any, rows: pd.DataFrame) -> None:
     plt.close(fig)
 
 
-#: Days of feature history ``train`` needs at least (four weekly origins, four weeks each).
-MIN_HISTORY_DAYS = 42
+#: Days of history the first backtest origin needs; ``train`` needs this plus the weeks of
+#: the origins (4 x 7 by default: 56 days of features).
+MIN_HISTORY_DAYS = 28
 #: Retrain when the champion is this many days old.
 RETRAIN_EVERY_DAYS = 7
 
@@ -471,14 +472,17 @@ class Skipped:
 def due(cfg: Config, run_date: dt.date, force: bool = False) -> tuple[bool, str]:
     """Whether the nightly run should train: forced, no champion yet, a drift flag raised by
     monitoring after the champion was trained, or the champion is a week old; and never
-    without ``MIN_HISTORY_DAYS`` days of features."""
+    without the days of features the backtest needs (``MIN_HISTORY_DAYS`` before the first
+    of its weekly origins)."""
     from models import registry
 
+    ens = ensemble_config(cfg)
+    need = MIN_HISTORY_DAYS + ens.horizon * (ens.n_cutoffs + 1)
     have = [d for d in list_dates(cfg.lake, "features")
-            if run_date - dt.timedelta(days=120) <= d <= run_date]
-    if len(have) < MIN_HISTORY_DAYS:
+            if run_date - dt.timedelta(days=need + 60) <= d <= run_date]
+    if len(have) < need:
         return False, (f"not enough history: {len(have)} day(s) of features up to {run_date}, "
-                       f"need {MIN_HISTORY_DAYS}")
+                       f"need {need}")
     if force:
         return True, "forced (force_retrain)"
     version = registry.champion_version(cfg.mlflow_uri)

@@ -46,8 +46,9 @@ COMMENT ON COLUMN replenish.kpi_daily.stockout_rate IS
     'Share (0-1) of the store''s active SKUs that ran out of stock during the day (observed: '
     'on hand 0 at close).';
 COMMENT ON COLUMN replenish.kpi_daily.waste_pct IS
-    'Perishable units written off as expired, in percent (0-100) of perishable units '
-    'received the same day. Target < 6. Null when no perishable unit was received.';
+    'Perishable units written off as expired, in percent (0-100) of the perishable units '
+    'that left the shelf that day (wasted + sold; in steady state the units received). '
+    'Target < 6. Null when no perishable unit left the shelf.';
 COMMENT ON COLUMN replenish.kpi_daily.inventory_turnover IS
     'Annualised inventory turnover, times per year = 365 x cost of goods sold of the day / '
     'average inventory value at cost, the average of the opening and closing stock '

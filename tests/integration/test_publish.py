@@ -220,13 +220,15 @@ def test_store_kpis_match_a_hand_computation() -> None:
     assert one.service_level == pytest.approx(1 / 3)
     assert one.stockout_rate == pytest.approx(2 / 3)
     assert one.fill_rate == pytest.approx((5 + 3) / (5 + 4.5))
-    assert one.waste_pct == pytest.approx(100 * 2 / 8)  # perishable sku 11 only
+    # perishable sku 11 only: 2 wasted of the 2 + 3 units that left the shelf
+    assert one.waste_pct == pytest.approx(100 * 2 / (2 + 3))
     # opening = close - received + sold + wasted, floored at 0: 15, 0 (-3), 0 units
     assert one.inventory_turnover == pytest.approx(365 * (5 * 20 + 3 * 30) / ((300 + 200) / 2))
     assert one.working_capital == pytest.approx(10 * 20)
-    # store 2: the stock-out of (2,11) lost nothing (demand = sold); nothing fresh received
+    # store 2: the stock-out of (2,11) lost nothing (demand = sold); 1 of its 1 + 4 units
+    # that left the shelf expired although nothing was received that day
     assert (two.service_level, two.stockout_rate, two.fill_rate) == (1.0, 0.5, 1.0)
-    assert np.isnan(two.waste_pct)
+    assert two.waste_pct == pytest.approx(100 * 1 / (1 + 4))
     assert two.inventory_turnover == pytest.approx(365 * (2 * 20 + 4 * 30) / ((270 + 80) / 2))
     assert kpis.policy.eq("observed").all() and kpis.total_cost.isna().all()
     assert (kpis.kpi_date == day).all()
