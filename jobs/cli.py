@@ -127,6 +127,13 @@ def _cmd_model(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_summary(cfg: Config, args: argparse.Namespace) -> int:
+    from jobs.summary import summary
+
+    print(summary(cfg, args.date))
+    return 0
+
+
 def _cmd_schema(cfg: Config, args: argparse.Namespace) -> int:
     from jobs import schema
 
@@ -277,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see above)")
     m.add_argument("--version", type=int, help="the version to promote")
     m.set_defaults(func=_cmd_model)
+
+    sm = sub.add_parser("summary", help="what a run published: tables, top orders, KPIs, "
+                        "where the report is", description="Read-only overview of the run of "
+                        "--date: warehouse rows per table, the ten largest orders, the stores' "
+                        "KPIs, monitoring flags, the champion model, the report's path and how "
+                        "to open MLflow and Airflow.")
+    sm.add_argument("--date", type=_date, required=True, help="the run's date, YYYY-MM-DD")
+    sm.set_defaults(func=_cmd_summary)
 
     s = sub.add_parser("schema", help="print the raw lake schema (the bring-your-own-data "
                        "contract)", description="Print every raw and ground-truth table with "

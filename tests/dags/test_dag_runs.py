@@ -62,9 +62,12 @@ def world(pg, tmp_path_factory):
 
 
 def _dags_test(env: dict, dag_id: str, logical: str) -> str:
-    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test", dag_id,
-                          logical], env=env, capture_output=True, text=True, timeout=1500)
-    log = out.stdout + out.stderr
+    log_file = Path(env["REPLENISH_HOME"]) / f"{dag_id}.log"
+    with log_file.open("w") as fh:
+        out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test",
+                              dag_id, logical], env=env, stdout=fh, stderr=subprocess.STDOUT,
+                             text=True, timeout=1500)
+    log = log_file.read_text()
     assert out.returncode == 0, log[-5000:]
     assert "state=success" in log, log[-5000:]
     return log
@@ -78,6 +81,7 @@ def _rows(cfg, sql: str, *args) -> list[tuple]:
         return cur.fetchall()
 
 
+@pytest.mark.timeout(1800)
 def test_nightly_then_intraday(world):
     cfg, env = world
     # 02:00 IST on NIGHT + 1 is the night of NIGHT
