@@ -51,7 +51,7 @@ def world(pg, tmp_path_factory):
            "REPLENISH_HOME": str(home),
            "REPLENISH_WAREHOUSE_URL": cfg.warehouse_url,
            "REPLENISH_MODEL_PROFILE": "quick",
-           "REPLENISH_MAX_SERIES": "200",
+           "REPLENISH_MAX_SERIES": "60",
            "REPLENISH_DAG_RETRIES": "0",
            "PYSPARK_PYTHON": sys.executable,
            "SPARK_DRIVER_MEMORY": "2g",
