@@ -15,7 +15,7 @@ DEMO_START    ?= 2025-01-01
 DEMO_DAYS     ?= 120
 # The demo backfills DEMO_FROM..DEMO_PREV, then the nightly DAG runs the night of DEMO_DATE
 # (logical date DEMO_NEXT 02:00 IST) and the intraday DAG tops up DEMO_NEXT at 14:00.
-DEMO_FROM     ?= 2025-02-01
+DEMO_FROM     ?= 2025-02-28
 DEMO_PREV     ?= 2025-04-28
 DEMO_DATE     ?= 2025-04-29
 DEMO_NEXT     ?= 2025-04-30
