@@ -259,6 +259,9 @@ def _run_tool(cfg: Config, tool: str, args: Sequence[str],
     run_as: dict[str, Any] = {}
     if account is not None:
         run_as = {"user": account.uid, "group": account.gid, "extra_groups": []}
+        # again on every call: a folder above pg/ may have lost o+x since start (pytest, for
+        # one, resets its temporary root to 0700 when another session starts)
+        _grant_traverse(_pg_dir(cfg), account)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
     # Temporary files, not pipes: the server started by pg_ctl must not hold our pipes open.

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def world(pg, tmp_path_factory):
+def world(spark, pg, tmp_path_factory):
+    """(cfg, env); ``spark`` first, so the session's test settings win."""
     from jobs import warehouse
 
     home = tmp_path_factory.mktemp("dag-runs")

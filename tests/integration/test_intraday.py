@@ -42,7 +42,7 @@ def test_top_ups_fill_the_gap_in_cases_within_the_budget():
 
 
 @pytest.fixture(scope="module")
-def world(pg, tmp_path_factory):
+def world(spark, pg, tmp_path_factory):
     from jobs import warehouse
 
     cfg = pg.replace(home=tmp_path_factory.mktemp("intraday"),
