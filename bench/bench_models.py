@@ -575,10 +575,10 @@ def main(argv: list[str] | None = None) -> int:
             src = args.medium_from
             if src is not None and (src / "lake" / "features").is_dir() and _stable(src):
                 last = _copy_medium(src, h, args.medium_days, part)
-                origin = f"the last {args.medium_days} days of features copied from `{src}`"
+                origin = f"The last {args.medium_days} days of features copied from `{src}`"
             else:
                 last = _generated(cfg, "medium", args.medium_days, part)
-                origin = f"a generated medium world of {args.medium_days} days"
+                origin = f"A generated medium world of {args.medium_days} days"
             from jobs.train import ensemble_config
 
             ens = dataclasses.replace(ensemble_config(cfg), n_cutoffs=1)
