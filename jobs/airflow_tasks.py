@@ -21,11 +21,23 @@ import datetime as dt
 import logging
 from typing import Any
 
-__all__ = ["business_date", "run", "intraday_slot", "run_intraday", "TZ"]
+__all__ = ["business_date", "run", "intraday_slot", "run_intraday", "run_tags", "TZ"]
 
 log = logging.getLogger(__name__)
 
 TZ = "Asia/Kolkata"
+
+
+#: Environment variables Airflow sets in a task -> the MLflow tag they become.
+_AIRFLOW_TAGS = {"AIRFLOW_CTX_DAG_ID": "dag_id", "AIRFLOW_CTX_DAG_RUN_ID": "dag_run_id",
+                 "AIRFLOW_CTX_TASK_ID": "task_id"}
+
+
+def run_tags() -> dict[str, str]:
+    """The Airflow ids of the running task (empty outside Airflow), for MLflow run tags."""
+    import os
+
+    return {tag: os.environ[var] for var, tag in _AIRFLOW_TAGS.items() if var in os.environ}
 
 
 def business_date(context: dict[str, Any], offset_days: int = -1) -> dt.date:

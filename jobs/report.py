@@ -18,12 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from jobs.airflow_tasks import run_tags
 from jobs.config import Config
 from jobs.lake import list_dates, read_partition
 
@@ -31,7 +31,6 @@ __all__ = ["run", "ReportResult"]
 
 log = logging.getLogger(__name__)
 
-_AIRFLOW_TAGS = {"AIRFLOW_CTX_DAG_ID": "dag_id", "AIRFLOW_CTX_DAG_RUN_ID": "dag_run_id"}
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,7 @@ def run(cfg: Config, run_date: dt.date) -> ReportResult:
     mlflow.set_tracking_uri(cfg.mlflow_uri)
     exp = registry.experiment_id(cfg.mlflow_uri, cfg.mlflow_experiment)
     tags = {"run_date": run_date.isoformat(), "step": "report",
-            **{tag: os.environ[var] for var, tag in _AIRFLOW_TAGS.items() if var in os.environ}}
+            **run_tags()}
     with mlflow.start_run(experiment_id=exp, run_name=f"report {run_date}", tags=tags) as r:
         mlflow.log_artifacts(str(folder), artifact_path="report")
         run_id = r.info.run_id

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.airflow_tasks import run_tags
 from jobs.config import Config
 from jobs.lake import list_dates, read_partition, read_snapshot, write_partition
 
@@ -45,9 +45,6 @@ __all__ = ["run", "run_if_due", "due", "Skipped", "TrainResult", "ensemble_confi
 
 log = logging.getLogger(__name__)
 
-#: Environment variables Airflow sets in a task; logged as run tags.
-_AIRFLOW_TAGS = {"AIRFLOW_CTX_DAG_ID": "dag_id", "AIRFLOW_CTX_DAG_RUN_ID": "dag_run_id",
-                 "AIRFLOW_CTX_TASK_ID": "task_id"}
 _PIP = ["xgboost-cpu==3.2.0", "torch==2.13.0", "prophet==1.5.0", "statsmodels==0.15.0",
         "pandas==2.3.3", "scikit-learn==1.9.1", "pyarrow==25.0.1"]
 
@@ -271,7 +268,7 @@ def run(cfg: Config, run_date: dt.date, *, ens: Any = None) -> TrainResult:
     mlflow.set_registry_uri(uri)
     exp = registry.experiment_id(uri, cfg.mlflow_experiment)
     tags = {"run_date": run_date.isoformat(), "step": "train",
-            **{tag: os.environ[var] for var, tag in _AIRFLOW_TAGS.items() if var in os.environ}}
+            **run_tags()}
     folder = cfg.reports / "train" / run_date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     _write_tables(folder, result, weights)
