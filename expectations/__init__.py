@@ -4,6 +4,7 @@
 - ``raw``: the raw tables' suites (row rules, table checks, thresholds)
 - ``features``: the features suite, built from the feature catalog
 - ``spark_rules``: evaluate a rule table on a Spark DataFrame
+- ``arrow_rules``: the same evaluation on a pyarrow Table (small partitions, no Spark)
 - ``suites``: the GE suites and their runner (Data Docs)
 - ``report``: outcomes, ``ValidationError`` and the HTML report
 

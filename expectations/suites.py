@@ -169,6 +169,20 @@ def build_expectations(rules: Sequence[RowRule], ctx: RuleContext, engine: str,
     return _Mapped(out, skipped)
 
 
+def _distinct(expectations: Sequence[Any]) -> list[Any]:
+    """Drop an expectation equal to an earlier one but for its meta, as
+    ``ExpectationSuite.add_expectation`` does (a suite is set-like)."""
+    exclude = {"id", "rendered_content", "notes", "meta"}
+    kept: list[Any] = []
+    seen: list[tuple[str, dict]] = []
+    for expectation in expectations:
+        key = (expectation.expectation_type, expectation.dict(exclude=exclude))
+        if key not in seen:
+            seen.append(key)
+            kept.append(expectation)
+    return kept
+
+
 def _exception_message(info: Any) -> str | None:
     if not info:
         return None
@@ -256,9 +270,10 @@ class GXRunner:
             suites.delete(suite_name)
         except Exception:  # not there yet
             pass
-        suite = suites.add(gx.ExpectationSuite(name=suite_name))
-        for expectation in mapped.expectations:
-            suite.add_expectation(expectation)
+        # One write to the store: adding expectations one by one to a saved suite
+        # re-serialises the whole suite each time (seconds for a day's seven suites).
+        suite = suites.add(gx.ExpectationSuite(name=suite_name,
+                                               expectations=_distinct(mapped.expectations)))
         asset = self._source(engine).add_dataframe_asset(name=name)
         batch = asset.add_batch_definition_whole_dataframe(target)
         vd = self.context.validation_definitions.add(gx.ValidationDefinition(

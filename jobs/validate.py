@@ -7,7 +7,7 @@ snapshot in force on D) under ``lake/raw``:
    not empty, every schema column present, types equal or losslessly convertible, row
    volume within a band of the trailing median. A failure stops the table: nothing is
    written for it (a stale clean/quarantine partition of that date is removed);
-2. row rules (``expectations.raw.RAW_SUITES``) in one Spark pass: good rows, converted to
+2. row rules (``expectations.raw.RAW_SUITES``) in one pass: good rows, converted to
    the exact ``jobs/schema.py`` types with extra columns dropped (known-key rules look the
    ids up in the *clean* stores/skus snapshot in force, so clean tables always join), replace
    ``lake/clean/<table>/date=P``; bad rows, as the original values in strings plus
@@ -25,10 +25,21 @@ table check failed or a table quarantined more than ``cfg.quarantine_max_share``
 ``run_features(cfg, D)`` checks ``lake/features/date=D`` against the feature catalog
 (``expectations.features``) and the active pairs of ``lake/demand_daily/date=D``.
 
+Row engine: ``"auto"`` (default) evaluates the row rules of a partition of at most
+``ROW_ARROW_MAX_CELLS`` cells (rows x columns; ``cfg.validate_arrow_max_cells`` if the
+configuration has it) locally with pyarrow (``expectations.arrow_rules``) and writes clean
+and quarantine with pyarrow: a day partition then needs no Spark job at all. Larger
+partitions, and anything the local path cannot evaluate exactly as Spark would (a type
+conversion other than between numbers, a ``sql`` rule, nested files, ...), run on Spark
+(``expectations.spark_rules``), so a cluster still divides big loads. ``"spark"`` or
+``"arrow"`` force one. Both give the same rows, counts, samples and messages.
+
 GE engine: ``"auto"`` (default) validates partitions of at most ``GE_PANDAS_MAX_CELLS``
 cells with GE's pandas engine (from the written Parquet) and larger ones with GE's Spark
 engine; ``"spark"`` or ``"pandas"`` force one. GE on Spark works with pyspark 4.3 but costs
 a few seconds of Spark jobs per suite whatever the size, which dominates a day partition.
+
+Spark is started only when something needs it.
 """
 from __future__ import annotations
 
@@ -37,16 +48,20 @@ import importlib
 import json
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from expectations import arrow_rules
+from expectations.arrow_rules import Unsupported, can_convert, convert, flag_table, spark_strings
 from expectations.features import HISTORY_COLUMN, feature_rules, feature_specs
 from expectations.raw import (
     RAW_SUITES,
@@ -83,13 +98,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from expectations.suites import GXRunner, SuiteResult
 
 __all__ = ["ValidationSummary", "TableSummary", "ValidationError", "run_raw", "run_features",
-           "RAW_ORDER", "GE_PANDAS_MAX_CELLS", "raw_root", "clean_root", "quarantine_root",
-           "report_dir"]
+           "RAW_ORDER", "GE_PANDAS_MAX_CELLS", "ROW_ARROW_MAX_CELLS", "raw_root", "clean_root",
+           "quarantine_root", "report_dir"]
 
 #: Validation order: dimensions first, since facts check their keys against them.
 RAW_ORDER = ("stores", "skus", "sales", "inventory", "promotions", "weather", "calendar")
 #: ``ge_engine="auto"`` uses GE's pandas engine up to this many cells (rows x columns).
 GE_PANDAS_MAX_CELLS = 20_000_000
+#: ``row_engine="auto"`` evaluates row rules with pyarrow up to this many cells, Spark above.
+ROW_ARROW_MAX_CELLS = 20_000_000
 
 _SPARK_TYPES = {pa.int32(): "int", pa.int64(): "bigint", pa.float64(): "double",
                 pa.string(): "string", pa.bool_(): "boolean", pa.timestamp("us"): "timestamp_ntz",
@@ -180,6 +197,24 @@ def _write_spark(df: DataFrame, root: Path, table: str, day: dt.date) -> Path:
     return final
 
 
+def _write_arrow(data: pa.Table, root: Path, table: str, day: dt.date) -> Path:
+    """Replace partition ``day`` of ``table`` under ``root`` with ``data`` (one zstd file,
+    the schema as :func:`_write_spark` would write it: the caller's)."""
+    final = partition_dir(root, table, day)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    pq.write_table(data, tmp / "part-00000.parquet", compression="zstd")
+    replace_dir(tmp, final)
+    return final
+
+
+def _read_arrow(folder: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """The partition's data files (one schema, checked before) as one table."""
+    tables = [pq.ParquetFile(p).read(columns=columns) for p in _data_files(folder)]
+    return pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+
+
 def _remove_partition(root: Path, table: str, day: dt.date | None) -> bool:
     if day is None:
         return False
@@ -234,6 +269,22 @@ def _engine(choice: str, rows: int, columns: int) -> str:
     if choice != "auto":
         return choice
     return "pandas" if rows * max(columns, 1) <= GE_PANDAS_MAX_CELLS else "spark"
+
+
+def _row_engine(cfg: Config, choice: str, rows: int, columns: int) -> str:
+    if choice not in ("auto", "spark", "arrow"):
+        raise ValueError(f"row_engine must be 'auto', 'spark' or 'arrow', got {choice!r}")
+    if choice != "auto":
+        return choice
+    limit = getattr(cfg, "validate_arrow_max_cells", None)
+    limit = ROW_ARROW_MAX_CELLS if limit is None else int(limit)
+    return "arrow" if rows * max(columns, 1) <= limit else "spark"
+
+
+def _flat(folder: Path) -> bool:
+    """Every data file sits directly in the partition folder (Spark would treat a
+    sub-folder ``k=v`` as a partition column: the local path leaves that to Spark)."""
+    return all(p.parent == folder for p in _data_files(folder))
 
 
 class _Unavailable(Exception):
@@ -322,23 +373,152 @@ def _check_files(b: _Builder, folder: Path, allow_empty: bool) -> pa.Schema | No
     return good[0][1]
 
 
+# ----------------------------------------------------------------------------- row splits
+
+
+class _SparkSplit:
+    """A partition flagged on Spark: counts, samples and the two writes."""
+
+    engine = "spark"
+    reader = "Spark"
+
+    def __init__(self, flagged: DataFrame, names: Sequence[str], original: Mapping[str, str],
+                 hard_lossy: Mapping[str, Column], counts: dict[str, int]) -> None:
+        from pyspark.sql import functions as F
+
+        self.flagged, self.names, self.original = flagged, list(names), original
+        self.hard_lossy, self.counts = hard_lossy, counts
+        # Quarantine view: the values as they arrived, as strings.
+        shown = [F.col(original.get(c, c)).cast("string").alias(c) for c in self.names]
+        self.qview = flagged.select(*shown, FAILED)
+
+    def lossy_samples(self, c: str) -> list[dict[str, Any]]:
+        from pyspark.sql import functions as F
+
+        rows = self.flagged.where(self.hard_lossy[c]).select(F.col(self.original[c]).alias(c)) \
+            .distinct().orderBy(c).limit(MAX_SAMPLES).collect()
+        return [{c: r[0]} for r in rows]
+
+    def samples(self, failing: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        return failure_samples(self.qview, self.names, MAX_SAMPLES, failing) if failing else {}
+
+    def write_clean(self, root: Path, table: str, day: dt.date) -> Path:
+        from pyspark.sql import functions as F
+
+        return _write_spark(self.flagged.where(F.size(FAILED) == 0).select(*self.names),
+                            root, table, day)
+
+    def write_quarantine(self, root: Path, table: str, day: dt.date, run_date: dt.date) -> Path:
+        from pyspark.sql import functions as F
+
+        return _write_spark(self.qview.where(F.size(FAILED) > 0).select(
+            *self.names, failed_rules_text(), F.lit(run_date).alias("run_date")),
+            root, table, day)
+
+    def close(self) -> None:
+        self.flagged.unpersist()
+
+
+class _ArrowSplit:
+    """A partition flagged locally; everything that could need Spark is done on creation
+    (so :class:`Unsupported` surfaces before anything is recorded)."""
+
+    engine = "arrow"
+    reader = "pyarrow"
+
+    def __init__(self, typed: pa.Table, flagged: arrow_rules.Flagged, schema: pa.Schema,
+                 original: Mapping[str, str], hard_lossy: Mapping[str, np.ndarray]) -> None:
+        names = schema.names
+        self.names = names
+        self.counts = flagged.counts({f"lossy:{c}": m for c, m in hard_lossy.items()})
+        self._lossy = {}
+        for c, mask in hard_lossy.items():
+            if mask.any():
+                text = spark_strings(typed.column(original[c]).filter(pa.array(mask)))
+                self._lossy[c] = sorted(set(text.to_pylist()))[:MAX_SAMPLES]
+        bad = flagged.bad
+        self.clean = typed.filter(pa.array(~bad)).select(names).cast(
+            pa.schema([f.with_nullable(True) for f in schema]))
+        where = pa.array(np.flatnonzero(bad))
+        self.failed = flagged.take(np.flatnonzero(bad))
+        columns = [spark_strings(typed.column(original.get(c, c)).take(where)) for c in names]
+        self.view = pa.table(columns, names=names)
+
+    def lossy_samples(self, c: str) -> list[dict[str, Any]]:
+        return [{c: v} for v in self._lossy.get(c, [])]
+
+    def samples(self, failing: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        return arrow_rules.failure_samples(self.failed, self.view, self.names, MAX_SAMPLES,
+                                           failing) if failing else {}
+
+    def write_clean(self, root: Path, table: str, day: dt.date) -> Path:
+        return _write_arrow(self.clean, root, table, day)
+
+    def write_quarantine(self, root: Path, table: str, day: dt.date, run_date: dt.date) -> Path:
+        rules = pa.array([",".join(r) for r in self.failed.failed_rules()], pa.string())
+        dates = pa.array([run_date] * self.view.num_rows, pa.date32())
+        data = self.view.append_column(pa.field("failed_rules", pa.string(), False), rules) \
+            .append_column(pa.field("run_date", pa.date32(), False), dates)
+        return _write_arrow(data, root, table, day)
+
+    def close(self) -> None:
+        pass
+
+
+_Split = _SparkSplit | _ArrowSplit
+
+
+def _arrow_plan(found: pa.Schema, expected: pa.Schema) -> dict[str, pa.DataType] | None:
+    """The columns the local path converts (name -> type found), or None when Spark must
+    read the partition: a type Spark would read differently from pyarrow, or a conversion
+    other than between numbers."""
+    plan = {}
+    for f in expected:
+        got = found.field(f.name).type
+        if got == f.type:
+            continue
+        if not can_convert(got, f.type):
+            return None
+        plan[f.name] = got
+    if any(f.name not in expected.names and f.type not in _SPARK_TYPES for f in found):
+        return None
+    return plan
+
+
 # ----------------------------------------------------------------------------- raw
 
 
 class _RawRun:
-    """State of one run_raw call: Spark, the GE runner, validated dimension snapshots."""
+    """State of one run_raw call: Spark (started on first use), the GE runner, validated
+    dimension snapshots."""
 
-    def __init__(self, cfg: Config, run_date: dt.date, ge_engine: str) -> None:
-        from jobs.spark import get_spark
-
+    def __init__(self, cfg: Config, run_date: dt.date, ge_engine: str,
+                 row_engine: str = "auto") -> None:
         self.cfg = cfg
         self.run_date = run_date
         self.ge_engine = ge_engine
-        _engine(ge_engine, 0, 0)  # validate the choice early
-        self.spark = get_spark(cfg, "replenish-validate")
+        self.row_engine = row_engine
+        _engine(ge_engine, 0, 0)  # validate the choices early
+        _row_engine(cfg, row_engine, 0, 0)
+        self._spark: SparkSession | None = None
+        self._job = ""
         self._runner: GXRunner | None = None
         self.outcomes: dict[str, _Builder] = {}
-        self._refs: dict[str, tuple[DataFrame, list[Any]]] = {}
+        self._refs: dict[str, tuple[Path, list[Any]]] = {}
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from jobs.spark import get_spark
+
+            self._spark = get_spark(self.cfg, "replenish-validate")
+            self._spark.sparkContext.setJobDescription(self._job or None)
+        return self._spark
+
+    def _describe(self, job: str) -> None:
+        self._job = job
+        if self._spark is not None:
+            self._spark.sparkContext.setJobDescription(job or None)
 
     @property
     def runner(self) -> GXRunner:
@@ -348,7 +528,7 @@ class _RawRun:
             self._runner = GXRunner(self.cfg.reports / "data_docs")
         return self._runner
 
-    def ref(self, table: str) -> tuple[DataFrame, list[Any]]:
+    def ref(self, table: str) -> tuple[Path, list[Any]]:
         """The clean dimension snapshot in force on the run date, and its keys."""
         if table in self._refs:
             return self._refs[table]
@@ -367,10 +547,16 @@ class _RawRun:
         if not path.is_dir():
             raise _Unavailable(f"the {table} snapshot date={snap} has not been validated (no "
                                f"{path}); validate {table} first")
-        df = self.spark.read.parquet(str(path)).select(key).where(f"{key} IS NOT NULL")
-        keys = sorted(r[0] for r in df.distinct().collect())
-        self._refs[table] = (df, keys)
+        column = _read_arrow(path, [key]).column(key)
+        keys = sorted(pc.unique(column.drop_null()).to_pylist())
+        self._refs[table] = (path, keys)
         return self._refs[table]
+
+    def _ref_frame(self, table: str) -> DataFrame:
+        """The keys of a (large) reference snapshot as a Spark DataFrame, for a join."""
+        key = RAW_TABLES[table].key[0]
+        path, _ = self.ref(table)
+        return self.spark.read.parquet(str(path)).select(key).where(f"{key} IS NOT NULL")
 
     def build_docs(self) -> None:
         """Render GE's Data Docs once for the run and link each table's results to it."""
@@ -386,11 +572,11 @@ class _RawRun:
         suite = RAW_SUITES[table]
         b = _Builder(table, suite.name, self.run_date)
         self.outcomes[table] = b
-        self.spark.sparkContext.setJobDescription(f"validate {table} {self.run_date}")
+        self._describe(f"validate {table} {self.run_date}")
         try:
             self._validate(b, suite)
         finally:
-            self.spark.sparkContext.setJobDescription(None)
+            self._describe("")
         if b.failed and not b.skipped and b.rows_accepted is None:
             # Nothing was written: a clean partition from an earlier run would be stale.
             for root in (clean_root(self.cfg), quarantine_root(self.cfg)):
@@ -474,15 +660,85 @@ class _RawRun:
             self._volume(b)
             if b.failed:
                 return
-        df = _read_spark(self.spark, b, folder)
-        if df is None:
-            return
-        self._split(b, suite, df, found)
+        prepared = None
+        assert b.rows_in is not None
+        if _row_engine(self.cfg, self.row_engine, b.rows_in, len(found)) == "arrow":
+            prepared = self._prepare_arrow(b, suite, folder, found)
+            if b.failed:
+                return
+        if prepared is None:
+            prepared = self._prepare_spark(b, suite, folder, found)
+            if prepared is None:
+                return
+        ctx, original, ref_values, split = prepared
+        try:
+            self._split(b, suite, ctx, found, original, ref_values, split)
+        finally:
+            split.close()
 
-    def _split(self, b: _Builder, suite: RawSuite, df: DataFrame, found: pa.Schema) -> None:
+    def _references(self, b: _Builder, suite: RawSuite) -> dict[str, list[Any]]:
+        """Reference keys of the known-key rules; a snapshot that cannot be used is a
+        failed check."""
+        values: dict[str, list[Any]] = {}
+        for rule in suite.rules:
+            if rule.kind == "known_key" and rule.ref_table not in values:
+                assert rule.ref_table is not None
+                try:
+                    values[rule.ref_table] = self.ref(rule.ref_table)[1]
+                except _Unavailable as err:
+                    b.check("reference_available", False, f"{rule.name} needs the "
+                            f"{rule.ref_table} snapshot in force: {err}", column=rule.column)
+        return values
+
+    def _prepare_arrow(self, b: _Builder, suite: RawSuite, folder: Path, found: pa.Schema
+                       ) -> tuple[RuleContext, dict[str, str], dict[str, list[Any]],
+                                  _Split] | None:
+        """Flag the partition locally; None if Spark must do it (nothing recorded then,
+        except a reference snapshot that cannot be used)."""
+        expected = arrow_schema(b.table)
+        plan = _arrow_plan(found, expected)
+        if plan is None or not _flat(folder):
+            return None
+        try:
+            data = _read_arrow(folder)
+        except Exception:  # let Spark read it and say what is wrong
+            return None
+        if data.num_rows != b.rows_in:
+            return None
+        columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+        original: dict[str, str] = {}
+        lossy: dict[str, np.ndarray] = {}
+        for f in expected:
+            if f.name in plan:
+                raw = f"__raw__{f.name}"
+                original[f.name] = raw
+                columns[raw] = data.column(f.name)  # as it arrived; rules read its nulls
+                columns[f.name], lossy[f.name] = convert(data.column(f.name), f.type)
+            else:
+                columns[f.name] = data.column(f.name)
+        typed = pa.table(list(columns.values()), names=list(columns))
+        ref_values = self._references(b, suite)
+        if b.failed:
+            return None
+        ctx = RuleContext(b.partition or self.run_date, MappingProxyType(original))
+        hard_lossy = {c: m for c, m in lossy.items() if c not in suite.parse_columns}
+        try:
+            flagged = flag_table(typed, suite.rules, ctx, ref_values,
+                                 data_columns=expected.names)
+            split = _ArrowSplit(typed, flagged, expected, original, hard_lossy)
+        except Unsupported:
+            return None
+        return ctx, original, ref_values, split
+
+    def _prepare_spark(self, b: _Builder, suite: RawSuite, folder: Path, found: pa.Schema
+                       ) -> tuple[RuleContext, dict[str, str], dict[str, list[Any]],
+                                  _Split] | None:
+        """Flag the partition on Spark (persisted); None after a failed check."""
         from pyspark.sql import functions as F
 
-        assert b.partition is not None and b.rows_in is not None
+        df = _read_spark(self.spark, b, folder)
+        if df is None:
+            return None
         expected = arrow_schema(b.table)
         names = expected.names
         spark_types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
@@ -512,54 +768,46 @@ class _RawRun:
                                                 | (as_double != F.col(f.name).cast("double")))
             lossy[f.name] = bad
         if b.failed:
-            return
-        refs: dict[str, DataFrame | list[Any]] = {}
-        ref_values: dict[str, list[Any]] = {}
-        for rule in suite.rules:
-            if rule.kind == "known_key" and rule.ref_table not in refs:
-                assert rule.ref_table is not None
-                try:
-                    ref_df, ref_values[rule.ref_table] = self.ref(rule.ref_table)
-                    keys = ref_values[rule.ref_table]
-                    refs[rule.ref_table] = keys if len(keys) <= _IN_SET_MAX else ref_df
-                except _Unavailable as err:
-                    b.check("reference_available", False, f"{rule.name} needs the "
-                            f"{rule.ref_table} snapshot in force: {err}", column=rule.column)
+            return None
+        ref_values = self._references(b, suite)
         if b.failed:
-            return
-
-        ctx = RuleContext(b.partition, MappingProxyType(original))
+            return None
+        refs: dict[str, DataFrame | list[Any]] = {
+            t: keys if len(keys) <= _IN_SET_MAX else self._ref_frame(t)
+            for t, keys in ref_values.items()}
+        ctx = RuleContext(b.partition or self.run_date, MappingProxyType(original))
         typed = df.select(*cols)
         flagged = flag_rows(typed, suite.rules, ctx, refs, data_columns=names).persist()
         try:
-            self._split_flagged(b, suite, flagged, ctx, found, original, lossy, ref_values)
-        finally:
+            hard_lossy = {c: e for c, e in lossy.items() if c not in suite.parse_columns}
+            counts = count_failures(flagged, suite.rules,
+                                    extra={f"lossy:{c}": e for c, e in hard_lossy.items()})
+            split = _SparkSplit(flagged, names, original, hard_lossy, counts)
+        except BaseException:
             flagged.unpersist()
+            raise
+        return ctx, original, ref_values, split
 
-    def _split_flagged(self, b: _Builder, suite: RawSuite, flagged: DataFrame,
-                       ctx: RuleContext, found: pa.Schema, original: Mapping[str, str],
-                       lossy: Mapping[str, Column], ref_values: Mapping[str, list[Any]]) -> None:
-        from pyspark.sql import functions as F
-
+    def _split(self, b: _Builder, suite: RawSuite, ctx: RuleContext, found: pa.Schema,
+               original: Mapping[str, str], ref_values: Mapping[str, list[Any]],
+               split: _Split) -> None:
+        """Record the flagged partition: type conversions, rule counts and samples; write
+        clean and quarantine; check the quarantined share; run the GE suite."""
         assert b.partition is not None and b.rows_in is not None
         expected = arrow_schema(b.table)
         names = expected.names
-        hard_lossy = {c: e for c, e in lossy.items() if c not in suite.parse_columns}
-        counts = count_failures(flagged, suite.rules,
-                                extra={f"lossy:{c}": e for c, e in hard_lossy.items()})
+        counts = split.counts
         if counts["rows"] != b.rows_in:
-            raise RuntimeError(f"{b.table} date={b.partition}: Spark read {counts['rows']} rows "
-                               f"but the Parquet footers say {b.rows_in}")
+            raise RuntimeError(f"{b.table} date={b.partition}: {split.reader} read "
+                               f"{counts['rows']} rows but the Parquet footers say {b.rows_in}")
         for c in original:
             src, want = found.field(c).type, expected.field(c).type
             n = counts.get(f"lossy:{c}", 0)
             if n:
-                rows = flagged.where(hard_lossy[c]).select(F.col(original[c]).alias(c)) \
-                    .distinct().orderBy(c).limit(MAX_SAMPLES).collect()
                 b.check("column_types", False, f"expected {want}, found {src}: {n} of "
                         f"{b.rows_in} values do not convert (a column is converted only when "
                         "every value converts)", column=c,
-                        samples=[{c: r[0]} for r in rows], values_not_converted=n)
+                        samples=split.lossy_samples(c), values_not_converted=n)
             else:
                 msg = f"column {c} arrived as {src} and was converted to {want}"
                 if c in suite.parse_columns:
@@ -572,11 +820,8 @@ class _RawRun:
         if b.failed:
             return
 
-        # Quarantine view: the values as they arrived, as strings.
-        shown = [F.col(original.get(c, c)).cast("string").alias(c) for c in names]
-        qview = flagged.select(*shown, FAILED)
         failing = [r.name for r in suite.rules if counts[r.name]]
-        samples = failure_samples(qview, names, MAX_SAMPLES, failing) if failing else {}
+        samples = split.samples(failing)
         bad = counts["bad"]
         b.rows_accepted, b.rows_quarantined = b.rows_in - bad, bad
         for rule in suite.rules:
@@ -586,14 +831,11 @@ class _RawRun:
                 check=rule.check_text(ctx), rows_failed=counts[rule.name], quarantines=True,
                 samples=tuple(samples.get(rule.name, ()))))
 
-        clean = _write_spark(flagged.where(F.size(FAILED) == 0).select(*names),
-                             clean_root(self.cfg), b.table, b.partition)
+        clean = split.write_clean(clean_root(self.cfg), b.table, b.partition)
         b.paths["clean"] = str(clean)
         if bad:
-            quarantine = _write_spark(
-                qview.where(F.size(FAILED) > 0).select(
-                    *names, failed_rules_text(), F.lit(self.run_date).alias("run_date")),
-                quarantine_root(self.cfg), b.table, b.partition)
+            quarantine = split.write_quarantine(quarantine_root(self.cfg), b.table, b.partition,
+                                                self.run_date)
             b.paths["quarantine"] = str(quarantine)
         elif _remove_partition(quarantine_root(self.cfg), b.table, b.partition):
             b.notes.append("removed a stale quarantine partition from an earlier run")
@@ -610,9 +852,9 @@ class _RawRun:
                 + (f"; by rule: {by_rule}" if by_rule else ""),
                 column=",".join(dict.fromkeys(column_of[r] for r in ranked)) if share > limit
                 else "", samples=top[:MAX_SAMPLES] if share > limit else (),
-                share=round(share, 6), limit=limit)
-        self._ge(b, suite, ctx, flagged, clean, ref_values, identical=not (bad or original or
-                                                                           len(found) > len(names)))
+                share=round(share, 6), limit=limit, row_engine=split.engine)
+        self._ge(b, suite, clean, ref_values, identical=not (bad or original
+                                                             or len(found) > len(names)))
 
     def _check_written(self, b: _Builder, clean: Path) -> None:
         """Rows in = accepted + quarantined, and clean has exactly the schema's types."""
@@ -632,8 +874,8 @@ class _RawRun:
             raise RuntimeError(f"{b.table}: clean partition schema {got} differs from "
                                f"jobs/schema.py {[(f.name, f.type) for f in want]}")
 
-    def _ge(self, b: _Builder, suite: RawSuite, ctx: RuleContext, flagged: DataFrame,
-            clean: Path, ref_values: Mapping[str, list[Any]], identical: bool) -> None:
+    def _ge(self, b: _Builder, suite: RawSuite, clean: Path,
+            ref_values: Mapping[str, list[Any]], identical: bool) -> None:
         assert b.partition is not None and b.rows_in is not None
         names = arrow_schema(b.table).names
         engine = _engine(self.ge_engine, b.rows_in, len(names))
@@ -649,7 +891,7 @@ class _RawRun:
                     f"{type(err).__name__}: {_first_line(err)}")
             return
         b.ge.append(result)
-        detail = {"engine": engine, "evaluated": result.evaluated,
+        detail: dict[str, Any] = {"engine": engine, "evaluated": result.evaluated,
                   "failed": [f"{o.expectation}({o.column})" for o in result.failures],
                   "not_mapped": list(result.not_mapped)}
         b.check("ge_suite_clean", result.success, result.summary() if result.success else
@@ -682,7 +924,7 @@ class _RawRun:
 
 
 def run_raw(cfg: Config, run_date: dt.date, *, tables: Iterable[str] | None = None,
-            ge_engine: str = "auto") -> ValidationSummary:
+            ge_engine: str = "auto", row_engine: str = "auto") -> ValidationSummary:
     """Validate the raw partitions of ``run_date``; write clean, quarantine, data_quality and
     the report; raise ValidationError if a table failed (see the module docstring).
 
@@ -693,7 +935,7 @@ def run_raw(cfg: Config, run_date: dt.date, *, tables: Iterable[str] | None = No
     unknown = sorted(set(wanted) - set(RAW_SUITES))
     if unknown:
         raise ValueError(f"no raw suite for {unknown}; tables are {list(RAW_ORDER)}")
-    run = _RawRun(cfg, run_date, ge_engine)
+    run = _RawRun(cfg, run_date, ge_engine, row_engine)
     for table in [t for t in RAW_ORDER if t in wanted]:
         run.validate(table)
     run.build_docs()
@@ -714,16 +956,71 @@ def _load_catalog(catalog: Any) -> Any:
                            "features and does not exist yet") from err
 
 
+#: Arrow types the local features path reads as Spark would (name -> is it numeric).
+_FEATURE_TYPES = {pa.int8(): True, pa.int16(): True, pa.int32(): True, pa.int64(): True,
+                  pa.float32(): True, pa.float64(): True, pa.bool_(): False,
+                  pa.string(): False, pa.date32(): False, pa.timestamp("us"): False}
+
+
+@dataclass
+class _FeatureRows:
+    """The features partition's rule counts and samples, from either engine."""
+
+    counts: dict[str, int]
+    samples: dict[str, list[dict[str, Any]]]
+    numeric: list[str]
+    columns: list[str]
+    check_pairs: Callable[[_Builder, list[str]], None]
+
+
+def _feature_rows_arrow(cfg: Config, folder: Path, found: pa.Schema, rules: Sequence[Any],
+                        ctx: RuleContext, cols_for: Callable[[Sequence[str]], list[str]],
+                        run_date: dt.date) -> _FeatureRows | None:
+    """Flag the features partition locally; None if Spark must do it."""
+    if any(f.type not in _FEATURE_TYPES for f in found) or not _flat(folder):
+        return None
+    try:
+        data = _read_arrow(folder)
+    except Exception:  # Spark will say what is wrong
+        return None
+    try:
+        flagged = flag_table(data, rules, ctx, data_columns=data.column_names)
+        counts = flagged.counts()
+        failing = [r.name for r in rules if counts[r.name]]
+        cols = cols_for(failing)
+        samples: dict[str, list[dict[str, Any]]] = {}
+        if failing:
+            where = np.flatnonzero(flagged.bad)
+            view = pa.table([spark_strings(data.column(c).take(pa.array(where))) for c in cols],
+                            names=cols)
+            samples = arrow_rules.failure_samples(flagged.take(where), view, cols, MAX_SAMPLES,
+                                                  failing)
+    except Unsupported:
+        return None
+    numeric = [f.name for f in data.schema if _FEATURE_TYPES[f.type]]
+
+    def check_pairs(b: _Builder, pair_keys: list[str]) -> None:
+        try:
+            _check_pairs_arrow(cfg, b, data, pair_keys, run_date)
+        except Unsupported:
+            from jobs.spark import get_spark
+
+            spark = get_spark(cfg, "replenish-validate")
+            _check_pairs(cfg, spark, b, pair_keys, df=spark.read.parquet(str(folder)),
+                         run_date=run_date)
+
+    return _FeatureRows(counts, samples, numeric, data.column_names, check_pairs)
+
+
 def run_features(cfg: Config, run_date: dt.date, *, catalog: Any = None,
-                 ge_engine: str = "auto") -> ValidationSummary:
+                 ge_engine: str = "auto", row_engine: str = "auto") -> ValidationSummary:
     """Validate ``lake/features/date=run_date`` against the feature catalog.
 
     ``catalog`` defaults to the module ``features.catalog`` (FEATURES, KEYS, LABELS).
     Nothing is quarantined: any failed rule fails the step with a ValidationError.
     """
-    from jobs.spark import get_spark
-
     _engine(ge_engine, 0, 0)
+    _row_engine(cfg, row_engine, 0, 0)
     catalog = _load_catalog(catalog)
     specs = list(catalog.FEATURES)
     b = _Builder("features", "features", run_date, partition=run_date)
@@ -754,62 +1051,153 @@ def run_features(cfg: Config, run_date: dt.date, *, catalog: Any = None,
     for name in [n for n in found.names if n not in known]:
         b.warnings.append(f"column {name} is not in the feature catalog")
 
-    spark = get_spark(cfg, "replenish-validate")
-    df = _read_spark(spark, b, folder)
-    if df is None:
-        return _finish(cfg, run_date, "features", [b.outcome()])
     rules = feature_rules(specs, keys, history_max=getattr(catalog, "MAX_WINDOW", None))
     ctx = RuleContext(run_date)
-    flagged = flag_rows(df, rules, ctx, data_columns=df.columns).persist()
-    try:
+    shown = keys + [HISTORY_COLUMN]
+
+    def cols_for(failing: Sequence[str]) -> list[str]:
+        broken = [r for r in rules if r.name in failing]
+        return list(dict.fromkeys(shown + [c for r in broken for c in r.columns]))
+
+    assert b.rows_in is not None
+    rows: _FeatureRows | None = None
+    if _row_engine(cfg, row_engine, b.rows_in, len(found)) == "arrow":
+        rows = _feature_rows_arrow(cfg, folder, found, rules, ctx, cols_for, run_date)
+    flagged: DataFrame | None = None
+    if rows is None:
+        from jobs.spark import get_spark
+
+        spark = get_spark(cfg, "replenish-validate")
+        df = _read_spark(spark, b, folder)
+        if df is None:
+            return _finish(cfg, run_date, "features", [b.outcome()])
+        flagged = flag_rows(df, rules, ctx, data_columns=df.columns).persist()
         counts = count_failures(flagged, rules)
         failing = [r.name for r in rules if counts[r.name]]
-        shown = keys + [HISTORY_COLUMN]
-        broken = [r for r in rules if r.name in failing]
-        cols = list(dict.fromkeys(shown + [c for r in broken for c in r.columns]))
-        samples = failure_samples(flagged, cols, MAX_SAMPLES, failing) if failing else {}
-        for rule in rules:
-            n = counts[rule.name]
-            # Each rule's samples show the keys, the history and the rule's own columns.
-            mine = [c for c in cols if c in shown or c in rule.columns]
-            shown_samples = tuple({c: s[c] for c in mine} for s in samples.get(rule.name, ()))
-            b.rules.append(RuleOutcome(rule.name, rule.column, "row", rule.description, n == 0,
-                                       rule.check_text(ctx), rows_failed=n,
-                                       samples=shown_samples))
-            if n:
-                b.findings.append(Finding("features", run_date, rule.column, rule.name,
-                                          f"{n} of {counts['rows']} rows break it: "
-                                          f"{rule.description}", shown_samples))
-        # Nothing is quarantined from features: the partition passes or fails as a whole.
-        b.rows_in, b.rows_accepted, b.rows_quarantined = counts["rows"], counts["rows"], 0
-        _check_pairs(cfg, spark, b, df, [k for k in keys if k != "date"], run_date)
+        samples = failure_samples(flagged, cols_for(failing), MAX_SAMPLES, failing) \
+            if failing else {}
         numeric = [f.name for f in df.schema.fields if f.dataType.typeName() in (
             "integer", "long", "short", "byte", "double", "float", "decimal")]
-        engine = _engine(ge_engine, b.rows_in, len(df.columns))
-        from expectations.suites import GXRunner
-
-        data: Any = pq.read_table(folder).to_pandas() if engine == "pandas" else df
-        try:
-            runner = GXRunner(cfg.reports / "data_docs")
-            result = runner.validate("features", "features", data, engine, rules, ctx,
-                                     numeric=numeric, run_name=f"run_date={run_date}-features")
-            result = runner.with_docs([result], runner.build_docs())[0]
-            b.ge.append(result)
-            rules_ok = not failing
-            agree = result.success or not rules_ok
-            b.check("ge_suite_clean", agree, result.summary() if agree else
-                    "BUG: every features rule passed in Spark but " + result.summary(),
-                    engine=engine, evaluated=result.evaluated, suite_success=result.success)
-        except Exception as err:
-            b.check("ge_suite_clean", False, f"BUG: the GE features suite crashed: "
-                    f"{type(err).__name__}: {_first_line(err)}")
+        rows = _FeatureRows(counts, samples, numeric, df.columns,
+                            partial(_check_pairs, cfg, spark, df=df, run_date=run_date))
+    try:
+        _record_features(cfg, b, rows, rules, ctx, keys, cols_for, folder, ge_engine,
+                         run_date)
     finally:
-        flagged.unpersist()
+        if flagged is not None:
+            flagged.unpersist()
     return _finish(cfg, run_date, "features", [b.outcome()])
 
 
-def _check_pairs(cfg: Config, spark: SparkSession, b: _Builder, df: DataFrame,
-                 pair_keys: list[str], run_date: dt.date) -> None:
+def _record_features(cfg: Config, b: _Builder, rows: _FeatureRows, rules: Sequence[Any],
+                     ctx: RuleContext, keys: list[str],
+                     cols_for: Callable[[Sequence[str]], list[str]], folder: Path,
+                     ge_engine: str, run_date: dt.date) -> None:
+    """Record the rule outcomes, the active pairs and the GE suite of the features."""
+    counts, samples = rows.counts, rows.samples
+    shown = keys + [HISTORY_COLUMN]
+    failing = [r.name for r in rules if counts[r.name]]
+    cols = cols_for(failing)
+    for rule in rules:
+        n = counts[rule.name]
+        # Each rule's samples show the keys, the history and the rule's own columns.
+        mine = [c for c in cols if c in shown or c in rule.columns]
+        shown_samples = tuple({c: s[c] for c in mine} for s in samples.get(rule.name, ()))
+        b.rules.append(RuleOutcome(rule.name, rule.column, "row", rule.description, n == 0,
+                                   rule.check_text(ctx), rows_failed=n,
+                                   samples=shown_samples))
+        if n:
+            b.findings.append(Finding("features", run_date, rule.column, rule.name,
+                                      f"{n} of {counts['rows']} rows break it: "
+                                      f"{rule.description}", shown_samples))
+    # Nothing is quarantined from features: the partition passes or fails as a whole.
+    b.rows_in, b.rows_accepted, b.rows_quarantined = counts["rows"], counts["rows"], 0
+    rows.check_pairs(b, [k for k in keys if k != "date"])
+    engine = _engine(ge_engine, b.rows_in, len(rows.columns))
+    from expectations.suites import GXRunner
+
+    data: Any
+    if engine == "pandas":
+        data = pq.read_table(folder).to_pandas()
+    else:
+        from jobs.spark import get_spark
+
+        data = get_spark(cfg, "replenish-validate").read.parquet(str(folder))
+    try:
+        runner = GXRunner(cfg.reports / "data_docs")
+        result = runner.validate("features", "features", data, engine, rules, ctx,
+                                 numeric=rows.numeric, run_name=f"run_date={run_date}-features")
+        result = runner.with_docs([result], runner.build_docs())[0]
+        b.ge.append(result)
+        rules_ok = not failing
+        agree = result.success or not rules_ok
+        b.check("ge_suite_clean", agree, result.summary() if agree else
+                "BUG: every features rule passed in Spark but " + result.summary(),
+                engine=engine, evaluated=result.evaluated, suite_success=result.success)
+    except Exception as err:
+        b.check("ge_suite_clean", False, f"BUG: the GE features suite crashed: "
+                f"{type(err).__name__}: {_first_line(err)}")
+
+
+def _check_pairs_arrow(cfg: Config, b: _Builder, data: pa.Table, pair_keys: list[str],
+                       run_date: dt.date) -> None:
+    """:func:`_check_pairs` locally: SQL semantics (a null key matches nothing)."""
+    folder = partition_dir(cfg.lake, "demand_daily", run_date)
+    column = ",".join(pair_keys)
+    if not folder.is_dir():
+        b.check("active_pairs", False, f"demand_daily partition date={run_date} is missing "
+                f"under {folder.parent}: cannot check which pairs the features must cover",
+                column=column)
+        return
+    if not _flat(folder):
+        raise Unsupported("demand_daily has sub-folders")
+    try:
+        demand = _read_arrow(folder)
+    except Exception as err:
+        raise Unsupported(f"demand_daily: {err}") from None
+    for flag in ("is_active", "active"):
+        if flag in demand.column_names:
+            if demand.schema.field(flag).type != pa.bool_():
+                raise Unsupported(f"demand_daily.{flag} is not boolean")
+            demand = demand.filter(pc.fill_null(demand.column(flag), False))
+            break
+    for k in pair_keys:
+        if k not in demand.column_names:
+            raise Unsupported(f"demand_daily has no column {k}")
+        kinds = {"int" if pa.types.is_integer(t) else str(t)
+                 for t in (data.schema.field(k).type, demand.schema.field(k).type)}
+        if len(kinds) != 1 or not kinds <= {"int", "string"}:
+            raise Unsupported(f"key {k}: {kinds}")
+    features = list(zip(*[data.column(k).to_pylist() for k in pair_keys], strict=True)) \
+        if data.num_rows else []
+    pairs_in = set(zip(*[demand.column(k).to_pylist() for k in pair_keys], strict=True)) \
+        if demand.num_rows else set()
+    matchable = {p for p in pairs_in if None not in p}
+    used: dict[tuple[Any, ...], int] = {}
+    odd: list[dict[str, Any]] = []
+    for p in features:
+        if None not in p and p in matchable:
+            used[p] = used.get(p, 0) + 1
+        else:
+            odd.append({**dict(zip(pair_keys, p, strict=True)), "problem": "not in demand_daily"})
+    unmatched = [p for p in pairs_in if None in p or p not in used]
+    odd += [{**dict(zip(pair_keys, p, strict=True)), "problem": "missing from features"}
+            for p in unmatched]
+    n_features = len(features)
+    n_pairs = sum(used.values()) + len(unmatched)
+    extra = n_features - sum(used.values())
+    missing = len(unmatched)
+    ok = n_features == n_pairs and not extra and not missing
+    samples = sorted(odd, key=lambda r: tuple((r[k] is not None, r[k]) for k in pair_keys)
+                     )[:MAX_SAMPLES] if not ok else []
+    b.check("active_pairs", ok, f"{n_features} feature rows for {n_pairs} active "
+            f"pairs in demand_daily; {missing} pair(s) missing from features, {extra} row(s) "
+            "for pairs not in demand_daily", column=column, samples=samples,
+            features=n_features, pairs=n_pairs, missing=missing, extra=extra)
+
+
+def _check_pairs(cfg: Config, spark: SparkSession, b: _Builder, pair_keys: list[str], *,
+                 df: DataFrame, run_date: dt.date) -> None:
     """Features have exactly the active pairs of demand_daily for the day."""
     from pyspark.sql import functions as F
 

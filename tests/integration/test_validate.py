@@ -3,12 +3,14 @@
 A tiny world is generated once, copied from landing to lake/raw (ingest's job, done by hand
 here) and validated for its last day, D. Every other test works on a private copy of that
 lake with ONE bad input, and checks the clear error (table, partition, column and rule
-named) or the quarantine outcome (rows in = accepted + quarantined). One embedded
+named) or the quarantine outcome (rows in = accepted + quarantined); the local (pyarrow)
+and the Spark row engines must leave exactly the same outputs. One embedded
 PostgreSQL per module (or REPLENISH_WAREHOUSE_URL) receives the data_quality rows.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import shutil
 import socket
@@ -366,6 +368,92 @@ def test_a_shelf_life_that_is_not_positive_is_quarantined(lake: Config) -> None:
     assert sorted(quarantine.column("shelf_life_days").to_pylist()) == ["-3", "0"]
 
 
+def _defects_in_schema_types(cfg: Config) -> pa.Table:
+    """The day's sales in their schema types plus rows that break rules (no conversion)."""
+    sales = _raw(cfg, "sales")
+    rows = sales.to_pylist()
+    base = next(r for r in rows if r["ts"].hour < 22)
+    noon = dt.datetime.combine(D, dt.time(12))
+    rows += [dict(base, txn_id="neg", quantity=-1), dict(base, txn_id="nan", unit_price=math.nan),
+             dict(base, txn_id="inf", unit_price=math.inf), dict(base, txn_id=None),
+             dict(base, txn_id="nostore", store_id=None), dict(base, txn_id="unk", sku_id=9999),
+             dict(base, txn_id="future", ts=noon + dt.timedelta(days=1, microseconds=5)),
+             dict(base, ts=base["ts"] + dt.timedelta(hours=1)), dict(base),
+             dict(base, txn_id="é-ü", quantity=10**6, on_promotion=None)]
+    schema = pa.schema([f.with_nullable(True) for f in arrow_schema("sales")])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _outputs(cfg: Config, table: str, **kwargs: Any) -> dict[str, Any]:
+    """Everything one run_raw of ``table`` leaves behind, comparable across engines."""
+    try:
+        summary, error = validate.run_raw(cfg, D, tables=(table,), **kwargs), ""
+    except validate.ValidationError as err:
+        summary, error = err.summary, str(err)
+    t = summary[table]
+    dq = _dq(cfg, table)
+    engine = {r["details"].pop("row_engine", None) for r in dq.values()} - {None}
+    lake = {}
+    for root in ("clean", "quarantine"):
+        folder = partition_dir(cfg.lake / root, table, t.partition)
+        data = pq.read_table(folder) if folder.exists() else None
+        lake[root] = None if data is None else (
+            [(f.name, f.type) for f in data.schema],
+            sorted(map(repr, data.to_pylist())))
+    return {"engine": engine, "error": error.replace(str(cfg.home), "HOME"),
+            "counts": (t.status, t.rows_in, t.rows_accepted, t.rows_quarantined),
+            "warnings": t.warnings, "notes": t.notes, "dq": repr(dq), "lake": lake}
+
+
+@pytest.mark.parametrize("conversions", [False, True], ids=["schema-types", "int64-and-double"])
+def test_the_local_and_the_spark_row_engines_agree(lake: Config, tmp_path: Path,
+                                                   conversions: bool) -> None:
+    """Same rows accepted and quarantined (with the same rules), same samples, messages,
+    warnings and data_quality rows, whichever engine evaluates the rules."""
+    data = _defects_in_schema_types(lake)
+    if conversions:  # what pandas writes: int64 ids, float quantities
+        data = data.cast(pa.schema([pa.field(f.name, pa.int64()) if f.type == pa.int32()
+                                    else f for f in data.schema]))
+        data = _replace(data, "quantity", data.column("quantity").cast(pa.float64()))
+    _put(lake, "sales", data)
+    other = Config(home=tmp_path / "other", warehouse_url=lake.warehouse_url)
+    shutil.copytree(lake.lake, other.lake)
+    local = _outputs(lake, "sales", row_engine="arrow")
+    spark = _outputs(other, "sales", row_engine="spark")
+    assert (local.pop("engine"), spark.pop("engine")) == ({"arrow"}, {"spark"})
+    assert local == spark
+    assert local["counts"] == ("failed", data.num_rows, data.num_rows - 10, 10)
+    assert "quantity_range(quantity)=2" in local["error"]
+    if conversions:
+        assert any("quantity arrived as double" in w for w in local["warnings"])
+
+
+def test_a_value_that_does_not_convert_fails_alike_on_both_engines(lake: Config,
+                                                                  tmp_path: Path) -> None:
+    sales = _raw(lake, "sales")
+    quantity = [float(q) for q in sales.column("quantity").to_pylist()]
+    quantity[:4] = [1.5, 3e9, math.nan, 1.5]
+    _put(lake, "sales", _replace(sales, "quantity", pa.array(quantity)))
+    other = Config(home=tmp_path / "other", warehouse_url=lake.warehouse_url)
+    shutil.copytree(lake.lake, other.lake)
+    local, spark = _outputs(lake, "sales"), _outputs(other, "sales", row_engine="spark")
+    assert local.pop("engine") == spark.pop("engine") == set()  # no rule ran
+    assert local == spark
+    err = local["error"]
+    _named_text(err, "sales", "quantity", "column_types")
+    assert f"4 of {sales.num_rows} values do not convert" in err
+    assert "quantity='1.5'" in err and "quantity='3.0E9'" in err and "quantity='NaN'" in err
+
+
+def _named_text(text: str, table: str, column: str, rule: str) -> None:
+    assert f"table {table}, partition date={D}, column {column}, rule {rule}" in text, text
+
+
+def test_an_unknown_row_engine_is_refused(lake: Config) -> None:
+    with pytest.raises(ValueError, match="row_engine"):
+        validate.run_raw(lake, D, row_engine="gpu")
+
+
 # ----------------------------------------------------------------------------- features
 
 
@@ -426,7 +514,8 @@ def test_features_pass_with_short_history_nulls(lake: Config) -> None:
     assert rows_dq[("active_pairs", "store_id,sku_id")]["success"] is True
 
 
-def test_features_failures_name_each_broken_rule(lake: Config) -> None:
+@pytest.mark.parametrize("row_engine", ["auto", "spark"])
+def test_features_failures_name_each_broken_rule(lake: Config, row_engine: str) -> None:
     rows = [_frow(1, 10), _frow(1, 20, history=10, lag_7=None),        # null with history
             _frow(2, 10, roll_mean_7=float("nan")),                     # NaN
             _frow(2, 20, roll_mean_7=float("inf")),                     # infinity
@@ -435,7 +524,7 @@ def test_features_failures_name_each_broken_rule(lake: Config) -> None:
             _frow(1, 10)]                                               # duplicate key
     _features(lake, rows, [(1, 10), (1, 20), (2, 10), (2, 20), (3, 10), (9, 90)])
     with pytest.raises(validate.ValidationError) as info:
-        validate.run_features(lake, D, catalog=_StubCatalog)
+        validate.run_features(lake, D, catalog=_StubCatalog, row_engine=row_engine)
     err = info.value
     for column, rule in (("lag_7", "lag_7_null_with_history"), ("roll_mean_7", "roll_mean_7_finite"),
                          ("promo_share_30", "promo_share_30_range"),
