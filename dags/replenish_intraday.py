@@ -17,11 +17,13 @@ DOC = """
 Every two hours from 08:00 to 22:00 (Asia/Kolkata), for the store day of the logical date and
 the sales before its hour:
 
-snapshot (the day's sales so far, validated: rows in = accepted + rejected) → score (the
+snapshot (the day's sales so far, validated: rows in = accepted + rejected) → rescore (the
 nightly forecast for today is re-scored with today's sales and the intraday profile, ~62% of
-units in 18-22h) → topup (SKUs that will run out before the next delivery get an express
-top-up in whole cases, within 15% of the store's daily budget; audited) → publish (the hour's
-rows replace themselves in `replenish.topup_order` in one transaction).
+units in 18-22h; stock now = last night's close + this morning's deliveries − sold) → topup
+(SKUs that will run out before the next delivery get an express top-up in whole cases,
+within 15% of the store's daily budget) → audit (no negative line, one line per pair, within
+the cap) → publish (the hour's rows replace themselves in `replenish.topup_order` in one
+transaction, audited again).
 
 It only adds top-ups: the nightly `reorder_plan` is never changed. Retries: 2, exponential
 backoff; one run at a time.
@@ -61,18 +63,22 @@ def replenish_intraday() -> None:
         return _phase("snapshot")
 
     @task
-    def score() -> str:
-        return _phase("score")
+    def rescore() -> str:
+        return _phase("rescore")
 
     @task
     def topup() -> str:
         return _phase("topup")
 
     @task
+    def audit() -> str:
+        return _phase("audit")
+
+    @task
     def publish() -> str:
         return _phase("publish")
 
-    snapshot() >> score() >> topup() >> publish()
+    snapshot() >> rescore() >> topup() >> audit() >> publish()
 
 
 replenish_intraday()

@@ -84,21 +84,15 @@ def intraday_slot(context: dict[str, Any]) -> tuple[dt.date, int]:
 
 
 def run_intraday(phase: str, context: dict[str, Any]) -> str:
-    """One phase of the intraday run (``snapshot``, ``topup``, ``publish``, or ``score``:
-    a check that the nightly forecast the top-ups re-score exists)."""
+    """One phase of the intraday run: ``snapshot``, ``rescore``, ``topup``, ``audit`` or
+    ``publish`` (see :mod:`jobs.intraday`)."""
     from jobs import intraday
     from jobs.config import load_config
-    from jobs.lake import list_dates
 
     cfg = load_config()
     day, hour = intraday_slot(context)
-    if phase == "score":
-        prev = day - dt.timedelta(days=1)
-        if prev not in list_dates(cfg.lake, "forecasts"):
-            raise FileNotFoundError(f"table 'forecasts', partition date={prev}: missing; the "
-                                    "nightly run must score before the intraday runs")
-        return f"intraday {day} {hour:02d}:00: re-scoring the nightly forecast of {prev}"
-    func = {"snapshot": intraday.snapshot, "topup": intraday.topup,
+    func = {"snapshot": intraday.snapshot, "rescore": intraday.rescore,
+            "topup": intraday.topup, "audit": intraday.audit,
             "publish": intraday.publish}[phase]
     result = func(cfg, day, hour)
     text = result.summary() if hasattr(result, "summary") else str(result)

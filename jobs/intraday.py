@@ -4,26 +4,33 @@ Runs every two hours from 08:00 to 22:00 (Asia/Kolkata) and never touches the ni
 it only *adds* express top-up lines, in ``lake/topups/date=D`` (the rows of hour H replaced)
 and the warehouse table ``replenish.topup_order``.
 
-1. **Snapshot**: the day's sales lines with a timestamp before H:00 (the landing partition of
-   D; upstream drops it through the day). Validated: columns present, quantity >= 0 and below
-   the raw rules' ceiling, price > 0, timestamp inside [D 00:00, H:00). Rows in = rows accepted
-   + rows rejected, rejected rows counted per rule in the result.
-2. **Stock now**: the closing ``on_hand`` of D-1 (``lake/clean/inventory``), plus the morning's
-   deliveries (plan lines of the run D-1 with ``delivery_date`` = D, when that plan exists),
-   minus the units sold so far.
-3. **Re-score**: the champion's forecast for D (``lake/forecasts`` of the run D-1, horizon 1)
-   is split by the intraday profile (``features.demand.DEFAULT_HOURLY_PROFILE``, ~62% of
-   units between 18:00 and 22:00) into what should have sold before H and what remains. Sales
-   so far against that expectation give a factor per store x category, shrunk towards 1
-   (``SHRINK`` expected units of prior weight) and clipped to [0.5, 2]; the remaining mean and
-   quantiles are the day's, times the remaining share, times the factor (a proportional
-   approximation of the remaining distribution).
-4. **Top-up**: where stock now is below the remaining q90, order the difference in whole cases
-   (express, no MOQ), for delivery within the hour. Per store, the top-ups together may spend
-   at most ``BUDGET_SHARE`` of the store's daily budget; when they would spend more, the lines
-   with the highest expected lost margin per rupee are kept.
-5. **Audit and publish**: no negative quantity, within the cap, one line per pair and hour;
-   then the hour's rows are replaced in one transaction.
+1. **Snapshot** (``snapshot``, into ``lake/intraday_sales``): the day's sales lines with a
+   timestamp before H:00 (the landing partition of D; upstream drops it through the day).
+   Validated: columns present, quantity >= 0 and below the raw rules' ceiling, price > 0,
+   timestamp inside [D 00:00, H:00). Rows in = rows accepted + rows rejected, rejected rows
+   counted per rule in the result.
+2. **Stock now** (``rescore``): the closing ``on_hand`` of D-1 (``lake/clean/inventory``),
+   plus the morning's deliveries (plan lines of the run D-1 with ``delivery_date`` = D, when
+   that plan exists), minus the units sold so far.
+3. **Re-score** (``rescore``, into ``lake/intraday_forecasts``): the champion's forecast for
+   D (``lake/forecasts`` of the run D-1, horizon 1) is split by the intraday profile
+   (``features.demand.DEFAULT_HOURLY_PROFILE``, ~62% of units between 18:00 and 22:00) into
+   what should have sold before H and what remains. Sales so far against that expectation
+   give a factor per store x category, shrunk towards 1 (``SHRINK`` expected units of prior
+   weight) and clipped to [0.5, 2]; the remaining mean and quantiles are the day's, times the
+   remaining share, times the factor (a proportional approximation of the remaining
+   distribution).
+4. **Top-up** (``topup``, into ``lake/topups``): where stock now is below the remaining q90,
+   order the difference in whole cases (express, no MOQ), for delivery within the hour. Per
+   store, the top-ups together may spend at most ``BUDGET_SHARE`` of the store's daily
+   budget; when they would spend more, the lines with the highest expected lost margin per
+   rupee are kept.
+5. **Audit** (``audit``) and **publish** (``publish``, which audits again): no negative
+   quantity, one line per pair and hour, within the cap; then the hour's rows are replaced in
+   ``replenish.topup_order`` in one transaction.
+
+Every step reads what the step before it wrote for (D, H) and replaces only its own rows of
+hour H, so any step can be retried or re-run alone.
 """
 from __future__ import annotations
 
@@ -40,7 +47,9 @@ import pyarrow as pa
 from jobs.config import Config
 from jobs.lake import list_dates, partition_dir, read_partition, read_snapshot, write_partition
 
-__all__ = ["run", "snapshot", "topup", "publish", "IntradayResult", "SnapshotResult", "HOURS", "BUDGET_SHARE", "remaining_share", "top_ups"]
+__all__ = ["run", "snapshot", "rescore", "topup", "audit", "publish", "IntradayResult",
+           "RescoreResult", "SnapshotResult", "HOURS", "BUDGET_SHARE", "AUDIT_RULES",
+           "remaining_share", "top_ups"]
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +183,31 @@ def snapshot(cfg: Config, run_date: dt.date, hour: int) -> SnapshotResult:
     return SnapshotResult(run_date, hour, rows_in, rows_in - sum(rejected.values()), rejected)
 
 
-def topup(cfg: Config, run_date: dt.date, hour: int) -> IntradayResult:
-    """Steps 2-4: stock now, re-score, top-ups and their audit, into ``lake/topups``."""
+RESCORE_COLUMNS = ("hour", "store_id", "sku_id", "supplier_id", "category", "on_hand_now",
+                   "sold_so_far", "arriving", "mean", SERVICE_QUANTILE, "factor",
+                   "remaining_mean", "remaining_q90", "case_pack", "unit_cost", "price")
+
+
+@dataclass(frozen=True)
+class RescoreResult:
+    run_date: dt.date
+    hour: int
+    pairs: int
+    expected_so_far: float
+    sold_so_far: float
+    remaining_units: float
+    flags: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        text = (f"intraday rescore {self.run_date} {self.hour:02d}:00: {self.pairs:,} pairs, "
+                f"{self.sold_so_far:,.0f} units sold vs {self.expected_so_far:,.0f} expected "
+                f"so far; {self.remaining_units:,.0f} units expected for the rest of the day")
+        return text + "".join(f"\nflag: {f}" for f in self.flags)
+
+
+def rescore(cfg: Config, run_date: dt.date, hour: int) -> RescoreResult:
+    """Steps 2-3: stock now and the re-scored rest of the day per pair, into
+    ``lake/intraday_forecasts/date=D`` (the hour's rows replaced)."""
     _check_hour(hour)
     prev = run_date - dt.timedelta(days=1)
     flags: list[str] = []
@@ -192,7 +224,6 @@ def topup(cfg: Config, run_date: dt.date, hour: int) -> IntradayResult:
     inv = read_partition(cfg.lake / "clean", "inventory", prev,
                          columns=["store_id", "sku_id", "on_hand"]).to_pandas()
     skus = read_snapshot(cfg.lake / "clean", "skus", run_date).to_pandas()
-    stores = read_snapshot(cfg.lake / "clean", "stores", run_date).to_pandas()
     arrivals = pd.DataFrame(columns=["store_id", "sku_id", "arriving"])
     if prev in list_dates(cfg.lake, "plans"):
         plan = read_partition(cfg.lake, "plans", prev).to_pandas()
@@ -220,7 +251,38 @@ def topup(cfg: Config, run_date: dt.date, hour: int) -> IntradayResult:
     pairs["factor"] = factor if done > 0 else 1.0
     pairs["remaining_mean"] = pairs["mean"] * rest * pairs["factor"]
     pairs["remaining_q90"] = pairs[SERVICE_QUANTILE] * rest * pairs["factor"]
-    budget = stores.set_index("store_id")["daily_budget"]
+    pairs["hour"] = hour
+    _replace_hour(cfg, "intraday_forecasts", run_date, hour, pairs[list(RESCORE_COLUMNS)])
+    return RescoreResult(run_date, hour, len(pairs), float(expected.sum()),
+                         float(pairs["sold_so_far"].sum()),
+                         float(pairs["remaining_mean"].sum()), tuple(flags))
+
+
+def _hour_rows(cfg: Config, table: str, day: dt.date, hour: int, step: str,
+               required: bool = False) -> pd.DataFrame:
+    """The rows of ``hour`` in ``table``'s partition ``day``; ``required``: none is an error
+    (an hour with no top-ups is normal, an hour with no re-scored pair is not)."""
+    rows = None
+    if day in list_dates(cfg.lake, table):
+        rows = read_partition(cfg.lake, table, day).to_pandas()
+        rows = rows.loc[rows["hour"] == hour]
+    if rows is None or (required and rows.empty):
+        raise FileNotFoundError(f"table {table!r}, partition date={day}, hour={hour}: missing; "
+                                f"run the intraday {step} step for hour {hour} first")
+    return rows
+
+
+def _budget(cfg: Config, day: dt.date) -> pd.Series:
+    stores = read_snapshot(cfg.lake / "clean", "stores", day).to_pandas()
+    return stores.set_index("store_id")["daily_budget"]
+
+
+def topup(cfg: Config, run_date: dt.date, hour: int) -> IntradayResult:
+    """Step 4: top-ups from the hour's re-scored pairs, into ``lake/topups`` (the hour's rows
+    replaced; audited before they are written)."""
+    _check_hour(hour)
+    pairs = _hour_rows(cfg, "intraday_forecasts", run_date, hour, "rescore", required=True)
+    budget = _budget(cfg, run_date)
     out = top_ups(pairs, budget, BUDGET_SHARE)
     out["run_date"] = run_date
     out["hour"] = hour
@@ -229,17 +291,24 @@ def topup(cfg: Config, run_date: dt.date, hour: int) -> IntradayResult:
     _replace_hour(cfg, "topups", run_date, hour,
                   out.astype({"topup_cases": "int64", "topup_units": "int64"}))
     return IntradayResult(run_date, hour, 0, 0, {}, len(pairs), len(out),
-                          int(out["topup_units"].sum()), float(out["order_value"].sum()),
-                          tuple(flags))
+                          int(out["topup_units"].sum()), float(out["order_value"].sum()))
+
+
+def audit(cfg: Config, run_date: dt.date, hour: int) -> str:
+    """Step 5a: the hour's top-ups in the lake against the rules (no negative quantity, one
+    line per pair, within the top-up budget); raises
+    ``ValueError`` naming the table, partition and rule."""
+    rows = _hour_rows(cfg, "topups", run_date, hour, "topup")
+    _audit(rows, _budget(cfg, run_date), run_date, hour)
+    return (f"intraday audit {run_date} {hour:02d}:00: {len(rows):,} top-up lines pass "
+            f"{len(AUDIT_RULES)} rules ({', '.join(AUDIT_RULES)})")
 
 
 def publish(cfg: Config, run_date: dt.date, hour: int) -> str:
-    """Step 5: the hour's top-ups from the lake into ``replenish.topup_order``, after the
-    audit, in one transaction."""
-    rows = read_partition(cfg.lake, "topups", run_date).to_pandas()
-    rows = rows.loc[rows["hour"] == hour]
-    stores = read_snapshot(cfg.lake / "clean", "stores", run_date).to_pandas()
-    _audit(rows, stores.set_index("store_id")["daily_budget"], run_date, hour)
+    """Step 5b: the hour's top-ups from the lake into ``replenish.topup_order``, audited again
+    (what is published is what passed), in one transaction."""
+    rows = _hour_rows(cfg, "topups", run_date, hour, "topup")
+    _audit(rows, _budget(cfg, run_date), run_date, hour)
     _publish(cfg, run_date, hour, rows)
     return (f"intraday publish {run_date} {hour:02d}:00: {len(rows):,} top-up lines, "
             f"{int(rows['topup_units'].sum()):,} units")
@@ -248,10 +317,12 @@ def publish(cfg: Config, run_date: dt.date, hour: int) -> str:
 def run(cfg: Config, run_date: dt.date, hour: int = 14) -> IntradayResult:
     """All steps of one intraday run (what ``replenish intraday`` does)."""
     snap = snapshot(cfg, run_date, hour)
+    scored = rescore(cfg, run_date, hour)
     result = topup(cfg, run_date, hour)
     publish(cfg, run_date, hour)
     return dataclasses.replace(result, rows_in=snap.rows_in,
-                               rows_accepted=snap.rows_accepted, rejected=snap.rejected)
+                               rows_accepted=snap.rows_accepted, rejected=snap.rejected,
+                               flags=scored.flags)
 
 
 def _check_hour(hour: int) -> None:
@@ -271,6 +342,9 @@ def _replace_hour(cfg: Config, table: str, day: dt.date, hour: int, rows: pd.Dat
     write_partition(cfg.lake, table, day, table_, schema=table_.schema)
 
 
+AUDIT_RULES = ("non_negative", "one_line_per_pair", "within_topup_budget")
+
+
 def _audit(out: pd.DataFrame, budget: pd.Series, day: dt.date, hour: int) -> None:
     where = f"table 'topups', partition date={day} hour={hour}"
     if (out["topup_units"] < 0).any() or (out["topup_cases"] < 0).any():
@@ -287,6 +361,8 @@ def _audit(out: pd.DataFrame, budget: pd.Series, day: dt.date, hour: int) -> Non
 
 
 def _publish(cfg: Config, day: dt.date, hour: int, out: pd.DataFrame) -> None:
+    from psycopg2.extras import execute_values
+
     from jobs import warehouse
 
     try:
@@ -299,16 +375,16 @@ def _publish(cfg: Config, day: dt.date, hour: int, out: pd.DataFrame) -> None:
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM replenish.topup_order WHERE run_date = %s AND hour = %s",
                         (day, hour))
-            for r in out.itertuples(index=False):
-                cur.execute(
-                    "INSERT INTO replenish.topup_order (run_date, hour, store_id, sku_id, "
-                    "supplier_id, on_hand_now, sold_so_far, remaining_mean, remaining_q90, "
-                    "factor, topup_cases, topup_units, unit_cost, order_value, reason) VALUES "
-                    "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (day, hour, int(r.store_id), int(r.sku_id), int(r.supplier_id),
-                     int(r.on_hand_now), int(r.sold_so_far), _f(r.remaining_mean),
-                     _f(r.remaining_q90), _f(r.factor), int(r.topup_cases),
-                     int(r.topup_units), _f(r.unit_cost), _f(r.order_value), r.reason))
+            execute_values(
+                cur,
+                "INSERT INTO replenish.topup_order (run_date, hour, store_id, sku_id, "
+                "supplier_id, on_hand_now, sold_so_far, remaining_mean, remaining_q90, "
+                "factor, topup_cases, topup_units, unit_cost, order_value, reason) VALUES %s",
+                [(day, hour, int(r.store_id), int(r.sku_id), int(r.supplier_id),
+                  int(r.on_hand_now), int(r.sold_so_far), _f(r.remaining_mean),
+                  _f(r.remaining_q90), _f(r.factor), int(r.topup_cases), int(r.topup_units),
+                  _f(r.unit_cost), _f(r.order_value), r.reason)
+                 for r in out.itertuples(index=False)])
     finally:
         conn.close()
 

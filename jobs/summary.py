@@ -64,11 +64,22 @@ def summary(cfg: Config, day: dt.date) -> str:
                       for s, f, o, w, t in rows]
             lines.append("")
         if "monitoring" in have:
-            cur.execute("SELECT check_name, metric, status FROM replenish.monitoring WHERE "
-                        "run_date = %s AND status <> 'ok' ORDER BY 1, 2", (day,))
+            cur.execute("SELECT check_name, metric, status, detail FROM replenish.monitoring "
+                        "WHERE run_date = %s AND status <> 'ok' ORDER BY 1, 2", (day,))
             bad = cur.fetchall()
             lines.append("monitoring: " + ("all checks ok" if not bad else "; ".join(
-                f"{c}/{m}: {s}" for c, m, s in bad)))
+                f"{c}/{m}: {s}" + (f" ({d})" if d else "") for c, m, s, d in bad)))
+            lines.append("")
+        if "topup_order" in have:
+            nxt = day + dt.timedelta(days=1)
+            cur.execute("SELECT hour, count(*), sum(topup_units), sum(order_value) FROM "
+                        "replenish.topup_order WHERE run_date = %s GROUP BY hour ORDER BY hour",
+                        (nxt,))
+            rows = cur.fetchall()
+            lines.append(f"intraday top-ups of {nxt} (the day this plan delivers): "
+                         + ("none published yet" if not rows else ""))
+            lines += [f"  {h:02d}:00  {n:>5,} lines {int(u):>7,} units  INR {float(v):>10,.0f}"
+                      for h, n, u, v in rows]
             lines.append("")
     version = registry.champion_version(cfg.mlflow_uri)
     report = cfg.reports / "nightly" / day.isoformat() / "report.html"

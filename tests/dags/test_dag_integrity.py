@@ -11,7 +11,7 @@ import pytest
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 NIGHTLY = ["ingest", "validate_raw", "build_features", "validate_features", "cluster", "train",
            "score", "plan", "audit", "publish", "report", "monitor"]
-INTRADAY = ["snapshot", "score", "topup", "publish"]
+INTRADAY = ["snapshot", "rescore", "topup", "audit", "publish"]
 
 
 @pytest.fixture(scope="module")

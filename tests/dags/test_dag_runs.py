@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import build_features, generate, ingest
-from jobs.lake import list_dates, read_partition, write_partition
+from jobs import build_features, generate
+from jobs.lake import list_dates, read_partition
+from tests.worlds import ingest_as_clean
 
 START = dt.date(2025, 9, 1)
 DAYS = 64
@@ -34,14 +35,7 @@ def world(spark, pg, tmp_path_factory):
     home = tmp_path_factory.mktemp("dag-runs")
     cfg = pg.replace(home=home, warehouse_url=pg.warehouse_url or warehouse.url(pg))
     generate.run(cfg, "tiny", START, DAYS, seed=13, progress=False)
-    history = [d for d in list_dates(cfg.landing, "sales") if d < NIGHT]
-    for day in history:
-        ingest.run(cfg, day)
-    raw = ingest.raw_root(cfg)
-    for table in ("stores", "skus", "sales", "inventory", "promotions", "weather", "calendar"):
-        for day in list_dates(raw, table):
-            write_partition(build_features.clean_root(cfg), table, day,
-                            read_partition(raw, table, day))
+    history = ingest_as_clean(cfg, [d for d in list_dates(cfg.landing, "sales") if d < NIGHT])
     build_features.run(cfg, start=history[0], end=history[-1])
     bin_dir = Path(sys.executable).parent
     env = {**os.environ,
@@ -109,3 +103,9 @@ def test_nightly_then_intraday(world):
     assert published[0][1] > 0
     assert _rows(cfg, "SELECT count(*), sum(order_units) FROM replenish.reorder_plan "
                  "WHERE run_date = %s", NIGHT) == plan_before  # intraday never edits the plan
+    assert NEXT in list_dates(cfg.lake, "intraday_forecasts")  # the rescore task's output
+    from jobs.summary import summary
+
+    text = summary(cfg, NIGHT)
+    assert f"intraday top-ups of {NEXT}" in text
+    assert f"14:00  {published[0][0]:>5,} lines" in text

@@ -17,9 +17,10 @@ import pytest
 from features.build import FEATURE_SCHEMA, build_features
 from features.demand import DEMAND_SCHEMA, active_pairs, demand_daily, share_before_hour
 from jobs import build_features as job
-from jobs import generate, ingest
+from jobs import generate
 from jobs.config import Config
 from jobs.lake import list_dates, read_partition, write_partition
+from tests.worlds import ingest_as_clean
 
 START = dt.date(2025, 1, 1)
 DAYS = 40
@@ -183,12 +184,7 @@ def lake(spark, tmp_path_factory) -> Config:
     elsewhere)."""
     cfg = Config(home=tmp_path_factory.mktemp("features-job"))
     generate.run(cfg, "tiny", dt.date(2025, 5, 1), 36, seed=11, progress=False)
-    for day in list_dates(cfg.landing, "sales"):
-        ingest.run(cfg, day)
-    raw = ingest.raw_root(cfg)
-    for table in ("stores", "skus", "sales", "inventory", "promotions", "weather", "calendar"):
-        for day in list_dates(raw, table):
-            write_partition(job.clean_root(cfg), table, day, read_partition(raw, table, day))
+    ingest_as_clean(cfg)
     return cfg
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from jobs import generate, ingest, intraday
 from jobs.lake import list_dates, partition_dir, read_partition, write_partition
+from tests.worlds import ingest_as_clean
 
 START = dt.date(2025, 8, 1)
 DAYS = 10
@@ -48,12 +49,8 @@ def world(spark, pg, tmp_path_factory):
     cfg = pg.replace(home=tmp_path_factory.mktemp("intraday"),
                      warehouse_url=pg.warehouse_url or warehouse.url(pg))
     generate.run(cfg, "tiny", START, DAYS, seed=3, progress=False)
-    for day in list_dates(cfg.landing, "sales"):
-        ingest.run(cfg, day)
+    ingest_as_clean(cfg, tables=("stores", "skus", "inventory"))
     raw = ingest.raw_root(cfg)
-    for table in ("stores", "skus", "inventory"):
-        for day in list_dates(raw, table):
-            write_partition(cfg.lake / "clean", table, day, read_partition(raw, table, day))
     # the nightly forecast of PREV: the pair's mean sales of the week, with a spread
     sales = pd.concat([read_partition(raw, "sales", d).to_pandas()
                        for d in list_dates(raw, "sales") if d <= PREV])
@@ -111,6 +108,39 @@ def test_bad_snapshot_lines_are_rejected_and_counted(world, tmp_path):
     assert res.rejected.get("quantity_in_range") == 3
     assert res.rejected.get("price_positive") == 2
     assert res.rows_in == res.rows_accepted + 5
+
+
+def test_phases_one_by_one_equal_the_whole_run_and_the_audit_names_its_rule(world, tmp_path):
+    import shutil
+
+    cfg = world.replace(home=tmp_path / "copy")
+    shutil.copytree(world.home, cfg.home, ignore=shutil.ignore_patterns("pg"))
+    with pytest.raises(FileNotFoundError, match="intraday_forecasts.*rescore step for hour 16"):
+        intraday.topup(cfg, D, 16)
+    intraday.snapshot(cfg, D, 16)
+    scored = intraday.rescore(cfg, D, 16)
+    pairs = read_partition(cfg.lake, "intraday_forecasts", D).to_pandas()
+    pairs = pairs.loc[pairs["hour"] == 16]
+    assert len(pairs) == scored.pairs > 0
+    # the rest of the day is a share of the day's forecast, scaled by a bounded factor
+    share = intraday.remaining_share(16)
+    ratio = pairs["remaining_mean"] / (pairs["mean"] * share)
+    assert ratio.dropna().between(0.5 - 1e-9, 2.0 + 1e-9).all()
+    assert (pairs["on_hand_now"] >= 0).all()
+    res = intraday.topup(cfg, D, 16)
+    assert "3 rules" in intraday.audit(cfg, D, 16)
+    whole = intraday.run(world.replace(home=cfg.home), D, 16)
+    assert (whole.topups, whole.units) == (res.topups, res.units)
+    # a tampered lake row fails the audit with table, partition and rule, and is not published
+    rows = read_partition(cfg.lake, "topups", D).to_pandas()
+    first = rows.index[rows["hour"] == 16][0]
+    rows.loc[first, "topup_units"] = -rows.loc[first, "topup_units"]
+    t = pa.Table.from_pandas(rows, preserve_index=False)
+    write_partition(cfg.lake, "topups", D, t, schema=t.schema)
+    with pytest.raises(ValueError, match=r"topups.*date=2025-08-10 hour=16.*non_negative"):
+        intraday.audit(cfg, D, 16)
+    with pytest.raises(ValueError, match="non_negative"):
+        intraday.publish(cfg, D, 16)
 
 
 def test_missing_inputs_are_clear_errors(world, tmp_path):
