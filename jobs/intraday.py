@@ -361,32 +361,22 @@ def _audit(out: pd.DataFrame, budget: pd.Series, day: dt.date, hour: int) -> Non
 
 
 def _publish(cfg: Config, day: dt.date, hour: int, out: pd.DataFrame) -> None:
-    from psycopg2.extras import execute_values
-
     from jobs import warehouse
 
+    columns = ("run_date", "hour", "store_id", "sku_id", "supplier_id", "on_hand_now",
+               "sold_so_far", "remaining_mean", "remaining_q90", "factor", "topup_cases",
+               "topup_units", "unit_cost", "order_value", "reason")
+    rows = [(day, hour, int(r.store_id), int(r.sku_id), int(r.supplier_id), int(r.on_hand_now),
+             int(r.sold_so_far), _f(r.remaining_mean), _f(r.remaining_q90), _f(r.factor),
+             int(r.topup_cases), int(r.topup_units), _f(r.unit_cost), _f(r.order_value),
+             r.reason) for r in out.itertuples(index=False)]
     try:
         warehouse.migrate(cfg)
-        conn = warehouse.connect(cfg)
-    except Exception as exc:  # the lake holds the top-ups; publishing is retried by the DAG
+        warehouse.replace_rows(cfg, "topup_order", [("run_date = %s AND hour = %s", (day, hour))],
+                               columns, rows)
+    except warehouse.WarehouseError as exc:  # the lake holds the top-ups; the DAG retries
         raise RuntimeError(f"intraday {day} {hour:02d}:00: cannot publish top-ups: {exc}") \
             from exc
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("DELETE FROM replenish.topup_order WHERE run_date = %s AND hour = %s",
-                        (day, hour))
-            execute_values(
-                cur,
-                "INSERT INTO replenish.topup_order (run_date, hour, store_id, sku_id, "
-                "supplier_id, on_hand_now, sold_so_far, remaining_mean, remaining_q90, "
-                "factor, topup_cases, topup_units, unit_cost, order_value, reason) VALUES %s",
-                [(day, hour, int(r.store_id), int(r.sku_id), int(r.supplier_id),
-                  int(r.on_hand_now), int(r.sold_so_far), _f(r.remaining_mean),
-                  _f(r.remaining_q90), _f(r.factor), int(r.topup_cases), int(r.topup_units),
-                  _f(r.unit_cost), _f(r.order_value), r.reason)
-                 for r in out.itertuples(index=False)])
-    finally:
-        conn.close()
 
 
 def _f(value: float) -> float | None:

@@ -189,26 +189,16 @@ def _to_warehouse(cfg: Config, frame: pd.DataFrame) -> None:
     warehouse is down: the lake partition is the record)."""
     from jobs import warehouse
 
+    rows = [(r.run_date, r.check, r.metric, _num(r.value), _num(r.baseline), _num(r.threshold),
+             r.status, bool(r.retrain), r.detail) for r in frame.itertuples(index=False)]
     try:
         warehouse.migrate(cfg)
-        conn = warehouse.connect(cfg)
+        warehouse.replace_rows(cfg, "monitoring", [("run_date = %s", (frame["run_date"].iloc[0],))],
+                               ("run_date", "check_name", "metric", "value", "baseline",
+                                "threshold", "status", "retrain", "detail"), rows)
     except Exception as exc:  # the lake holds the result; the warehouse copy is a convenience
         log.warning("monitor: warehouse unreachable (%s); rows kept in lake/monitoring only",
                     exc)
-        return
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("DELETE FROM replenish.monitoring WHERE run_date = %s",
-                        (frame["run_date"].iloc[0],))
-            for r in frame.itertuples(index=False):
-                cur.execute(
-                    "INSERT INTO replenish.monitoring (run_date, check_name, metric, value, "
-                    "baseline, threshold, status, retrain, detail) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (r.run_date, r.check, r.metric, _num(r.value), _num(r.baseline),
-                     _num(r.threshold), r.status, bool(r.retrain), r.detail))
-    finally:
-        conn.close()
 
 
 def _num(value: float) -> float | None:

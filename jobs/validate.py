@@ -1309,23 +1309,13 @@ def _dq_rows(run_date: dt.date, o: TableOutcome) -> list[tuple[Any, ...]]:
 
 def _record(cfg: Config, run_date: dt.date, outcomes: Sequence[TableOutcome]) -> None:
     """Replace this run's data_quality rows of these tables, in one transaction."""
-    from psycopg2.extras import execute_values
-
     from jobs import warehouse
 
     warehouse.ensure_partitions(cfg, run_date, run_date)
     rows = [row for o in outcomes for row in _dq_rows(run_date, o)]
-    conn = warehouse.connect(cfg)
-    try:
-        with conn, conn.cursor() as cur:
-            for o in outcomes:
-                cur.execute("DELETE FROM replenish.data_quality WHERE run_date = %s "
-                            "AND table_name = %s AND suite = %s", (run_date, o.table, o.suite))
-            if rows:
-                execute_values(cur, """
-                    INSERT INTO replenish.data_quality (run_date, table_name, partition_date,
-                        suite, rule, column_name, rows_in, rows_accepted, rows_quarantined,
-                        success, details)
-                    VALUES %s""", rows)
-    finally:
-        conn.close()
+    warehouse.replace_rows(
+        cfg, "data_quality",
+        [("run_date = %s AND table_name = %s AND suite = %s", (run_date, o.table, o.suite))
+         for o in outcomes],
+        ("run_date", "table_name", "partition_date", "suite", "rule", "column_name", "rows_in",
+         "rows_accepted", "rows_quarantined", "success", "details"), rows)

@@ -54,8 +54,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from jobs.config import Config
 
 __all__ = ["DATABASE", "SERVICE_USER", "SUPERUSER", "WarehouseError", "connect",
-           "ensure_partitions", "migrate", "migration_files", "psql", "start", "status",
-           "stop", "url"]
+           "ensure_partitions", "migrate", "migration_files", "psql", "replace_rows", "start",
+           "status", "stop", "url"]
 
 #: Database and superuser of the embedded server.
 DATABASE = "replenish"
@@ -460,6 +460,26 @@ def connect(cfg: Config) -> Any:
     except psycopg2.OperationalError as err:
         raise WarehouseError(f"cannot connect to the warehouse at {url(cfg)}: "
                              f"{str(err).strip()}") from err
+
+
+def replace_rows(cfg: Config, table: str, deletes: Sequence[tuple[str, tuple]],
+                 columns: Sequence[str], rows: Sequence[tuple]) -> int:
+    """In one transaction, delete the rows of ``replenish.<table>`` each ``(where, params)``
+    of ``deletes`` selects, then insert ``rows`` (tuples in the order of ``columns``): the
+    idempotent write of a partition-keyed slice. Returns the rows inserted."""
+    from psycopg2.extras import execute_values
+
+    conn = connect(cfg)
+    try:
+        with conn, conn.cursor() as cur:
+            for where, params in deletes:
+                cur.execute(f"DELETE FROM replenish.{table} WHERE {where}", params)
+            if rows:
+                execute_values(cur, f"INSERT INTO replenish.{table} ({', '.join(columns)}) "
+                               "VALUES %s", list(rows))
+    finally:
+        conn.close()
+    return len(rows)
 
 
 def _server_facts(cfg: Config) -> tuple[bool, str | None, list[str]]:
