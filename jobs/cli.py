@@ -173,7 +173,8 @@ def _cmd_simulate(cfg: Config, args: argparse.Namespace) -> int:
         policies=simulate.parse_policies(args.policy), days=args.days, start=args.start,
         stores=tuple(args.stores) if args.stores else None,
         solver=args.solver or getattr(cfg, "plan_solver", "cbc"), forecasts=args.forecasts,
-        suppliers=args.suppliers, capacity=args.capacity,
+        suppliers=args.suppliers, capacity=args.capacity, warmup_days=args.warmup_days,
+        minmax_capacity=not args.minmax_overfill, censored=args.censored,
         time_limit_s=float(getattr(cfg, "plan_time_limit_s", 8.0)),
         mip_gap=float(getattr(cfg, "plan_mip_gap", 0.005)))
     report = simulate.run(cfg, sim, progress=not args.no_progress)
@@ -335,13 +336,29 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--solver", choices=["cbc", "highs"], default=None,
                      help="MILP solver of the plan and oracle policies, single-threaded "
                      "(default: the config's plan_solver, cbc)")
-    sim.add_argument("--forecasts", choices=["moving_average", "seasonal_naive", "lake"],
+    sim.add_argument("--forecasts",
+                     choices=["moving_average", "seasonal_naive", "lake", "champion"],
                      default="moving_average",
                      help="what the plan policy forecasts with: moving_average or "
                      "seasonal_naive re-fitted nightly on the simulated observed sales "
-                     "(stock-out days unobserved), or lake: lake/forecasts/date=D from "
-                     "'replenish run score', needed for every simulated night "
-                     "(default moving_average)")
+                     "(stock-out days per --censored); lake: lake/forecasts/date=D from "
+                     "'replenish run score', needed for every simulated night; champion: "
+                     "like lake, but a missing night is scored first by the registered "
+                     "champion through the score step (needs lake/features of the nights "
+                     "and a champion in MLflow) (default moving_average)")
+    sim.add_argument("--censored", choices=["impute", "drop"], default="impute",
+                     help="stock-out days in the history forecasts: impute reads a day the "
+                     "shelf emptied as its likely demand (the gamma mean above the units "
+                     "sold); drop leaves them out, which biases forecasts low "
+                     "(default impute)")
+    sim.add_argument("--warmup-days", type=int, default=0,
+                     help="days replayed before the window and left out of the metrics, so "
+                     "each policy is measured in its own steady state rather than while it "
+                     "sells down the stock the world started with (default 0)")
+    sim.add_argument("--minmax-overfill", action="store_true",
+                     help="replay the generator's min-max rule as it is, overfilling zones; "
+                     "by default its orders are trimmed to the zone capacities the MILP "
+                     "respects, so the baseline is a fair one")
     sim.add_argument("--suppliers", choices=["auto", "world", "perfect"], default="auto",
                      help="world: the generator's late and short deliveries (same luck for "
                      "every policy); perfect: every order arrives in full and on time; auto: "

@@ -19,15 +19,22 @@ Policies (``optimize/simulate.py`` replays them):
   ``World._reorder`` does, checked against it by a test): the case study's "before". Its
   moving average of sales starts from the observed history (an EWMA over the lookback);
   pairs that never sold start from their store x category mean. The chain-level part of its
-  levels is the mean over the simulated stores.
+  levels is the mean over the simulated stores. By default (``minmax_capacity``) its orders
+  are trimmed to each zone's free room (:func:`jobs.world.fit_to_room`), the capacities the
+  MILP respects, so the baseline meets the same limits; the generator's own rule ignores
+  them (and holds ambient zones at 1.3-2x, frozen at 2.5-3.5x the declared litres).
 - ``plan``: the per-store MILP (``optimize.milp.solve_store``) re-planned every night, fed by
   a forecast: ``moving_average`` (default) or ``seasonal_naive`` from ``models.baselines``
   (``fit`` / ``predict`` every night, horizons 1-7, quantiles from their residuals) on the
-  *observed* sales of the last ``lookback_days`` days, where days whose shelf emptied
-  (censored: sales are only a lower bound of demand) count as unobserved; a pair with no
+  *observed* sales of the last ``lookback_days`` days, where a day whose shelf emptied
+  (censored: sales are only a lower bound of demand) counts as the demand it most likely had
+  given the previous night's forecast, E[D | D >= sold] (``censored="impute"``, default), or
+  as unobserved (``"drop"``, biased low; see ``HistoryForecast``); a pair with no
   observed day gets the mean forecast of its store x category (a cold-start prior). Or
   ``lake``: ``lake/forecasts/date=D`` of ``replenish run score`` for every night D (made from
-  the world's own history, not the simulated one).
+  the world's own history, not the simulated one); or ``champion``: the same, scoring the
+  nights that have no partition yet with ``jobs.score.run`` (the registered ensemble
+  champion, the nightly job's code path; needs ``lake/features`` of those nights).
 - ``oracle``: the same MILP fed the true distribution of each day's demand: the mean is the
   generator's ``expected_demand`` and the quantiles those of a negative binomial with the
   truth's ``nb_dispersion`` (size k). The generator draws Poisson(mu x three independent
@@ -36,6 +43,12 @@ Policies (``optimize/simulate.py`` replays them):
   (a product of gammas is not a gamma, so its shape is an approximation, checked against a
   simulation of the mixture in ``tests/optimize/test_simulate.py``). The oracle knows no
   realised shock. After the last day of truth the last day's distribution repeats.
+
+Warm-up (``warmup_days``): the replay starts that many days before the measured window and
+those days are left out of the metrics, so each policy is measured in its own steady state.
+Without it the plan and the oracle spend the window selling down the stock the min-max rule
+left (up to 80 days of cover for non-perishables), which caps their turnover whatever they
+decide; with it they are compared on what they hold themselves.
 
 Suppliers: ``world`` (default when ``world.json`` describes the lake) replays the
 generator's late and short deliveries with its per-supplier probabilities and the same
@@ -52,7 +65,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,7 +75,8 @@ import pyarrow as pa
 
 from jobs.config import Config
 from jobs.lake import latest_snapshot_date, list_dates, partition_dir, read_partition
-from jobs.world import SCENARIOS, ReorderRule, World
+from jobs.world import SCENARIOS, ZONE_NAMES, ReorderRule, World, fit_to_room
+from optimize.demand import daily_variance, gamma_mean_above
 from optimize.inputs import EXPIRY_COLUMNS, QUANTILE_COLUMNS, PlanConfig, StoreInputs
 from optimize.simulate import (
     METRIC_DOCS,
@@ -75,12 +89,15 @@ from optimize.simulate import (
     simulate,
 )
 
-__all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS", "CAPACITIES",
+__all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS",
+           "CAPACITIES", "CENSORED",
            "MinMaxPolicy", "OracleForecast", "HistoryForecast", "LakeForecast",
            "load_window", "Window", "CASE_STUDY"]
 
 POLICIES = ("plan", "minmax", "oracle")
-FORECASTS = ("moving_average", "seasonal_naive", "lake")
+FORECASTS = ("moving_average", "seasonal_naive", "lake", "champion")
+#: How the history forecasts read a day whose shelf emptied (``HistoryForecast``).
+CENSORED = ("impute", "drop")
 SUPPLIERS = ("auto", "world", "perfect")
 CAPACITIES = ("observed", "declared")
 HORIZON = 7
@@ -106,6 +123,15 @@ class SimulateConfig:
     lookback_days: int = 56
     time_limit_s: float = 8.0
     mip_gap: float = 0.005
+    #: Days replayed before the measured window (``days``) and left out of the metrics, so
+    #: every policy is measured in its own steady state rather than while it drains (or
+    #: fills) the stock the generator's min-max rule left behind.
+    warmup_days: int = 0
+    #: The min-max baseline respects the zone capacities the MILP respects (``stores``),
+    #: trimming its orders to the zone's room; False replays the generator's rule as is.
+    minmax_capacity: bool = True
+    #: Stock-out days in the plan's history forecasts: "impute" or "drop" (HistoryForecast).
+    censored: str = "impute"
 
     def __post_init__(self) -> None:
         bad = [p for p in self.policies if p not in POLICIES]
@@ -122,6 +148,10 @@ class SimulateConfig:
             raise ValueError(f"--capacity must be one of {CAPACITIES}, not {self.capacity!r}")
         if self.lookback_days < 7:
             raise ValueError("lookback_days must be at least 7")
+        if self.censored not in CENSORED:
+            raise ValueError(f"censored must be one of {CENSORED}, not {self.censored!r}")
+        if self.warmup_days < 0:
+            raise ValueError(f"warmup_days must be >= 0, got {self.warmup_days}")
 
     def plan_config(self) -> PlanConfig:
         """The planner's settings: one thread, the job's solver, time limit and gap."""
@@ -152,10 +182,16 @@ class Window:
     hist_censored: np.ndarray  # (n, L) the shelf emptied that day
     world: dict | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    #: The first ``warmup`` of the ``days`` replayed are not measured.
+    warmup: int = 0
 
     @property
     def end(self) -> dt.date:
         return self.start + dt.timedelta(days=self.days - 1)
+
+    @property
+    def measured_start(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.warmup)
 
 
 @dataclass(frozen=True)
@@ -220,8 +256,10 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
     if not truth_dates:
         raise FileNotFoundError(f"no ground truth under {cfg.truth}/demand: the simulator "
                                 "replays the generator's true demand (replenish generate)")
-    start = sim.start or truth_dates[-1] - dt.timedelta(days=sim.days - 1)
-    window = [start + dt.timedelta(days=i) for i in range(sim.days)]
+    measured = sim.start or truth_dates[-1] - dt.timedelta(days=sim.days - 1)
+    start = measured - dt.timedelta(days=sim.warmup_days)
+    total = sim.warmup_days + sim.days
+    window = [start + dt.timedelta(days=i) for i in range(total)]
     have = set(truth_dates)
     missing = [d for d in window if d not in have]
     if missing:
@@ -281,14 +319,15 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
     store_inputs = _store_inputs(stores, pairs, buckets.sum(axis=1) + on_order, sim.capacity)
     hist_dates = [start - dt.timedelta(days=i) for i in range(sim.lookback_days, 0, -1)]
     hist_sold, hist_active, hist_cens = _history(cfg, hist_dates, store_ids, n_k, sku_pos, n)
-    return Window(start=start, days=sim.days, pairs=pairs,
+    return Window(start=start, days=total, pairs=pairs,
                   stores=store_inputs,
                   n_stores=n_s, n_skus=n_k, buckets=buckets, on_order=on_order,
-                  demand=demand[:sim.days], active=present[:sim.days], expected=expected,
+                  demand=demand[:total], active=present[:total], expected=expected,
                   dispersion=dispersion, hist_dates=hist_dates, hist_sold=hist_sold,
                   hist_active=hist_active, hist_censored=hist_cens,
                   world=_world_manifest(cfg),
-                  sources={"inventory": str(_root(cfg, "inventory", before))})
+                  sources={"inventory": str(_root(cfg, "inventory", before))},
+                  warmup=sim.warmup_days)
 
 
 def _store_inputs(stores: pd.DataFrame, pairs: pd.DataFrame, units: np.ndarray,
@@ -374,12 +413,15 @@ class MinMaxPolicy:
     """The generator's min-max rule (:class:`jobs.world.ReorderRule`) as ``World._reorder``
     applies it, on the simulated state. ``est`` / ``est_used``: its moving average of sales
     and the levels' estimate at the last refresh; ``origin``: the day the refresh cycle
-    counts from (the world's first day)."""
+    counts from (the world's first day). With ``rule.respect_capacity`` and ``stores`` (the
+    limits the MILP gets), each night's orders are trimmed to the zone's free room
+    (:func:`jobs.world.fit_to_room`)."""
 
     name = "minmax"
 
     def __init__(self, pairs: pd.DataFrame, n_stores: int, n_skus: int, rule: ReorderRule,
-                 est: np.ndarray, est_used: np.ndarray, origin: dt.date) -> None:
+                 est: np.ndarray, est_used: np.ndarray, origin: dt.date,
+                 stores: Mapping[int, StoreInputs] | None = None) -> None:
         if len(pairs) != n_stores * n_skus:
             raise ValueError("MinMaxPolicy: pairs must be the full store x SKU grid")
         self.rule, self.origin = rule, origin
@@ -394,7 +436,20 @@ class MinMaxPolicy:
                               * rule.perishable_cover_frac, rule.cover_days)
         self.est = np.asarray(est, float).copy()
         self.est_used = np.asarray(est_used, float).copy()
-        self.notes: dict[str, object] = {"rule": asdict(rule)}
+        self.notes: dict[str, object] = {"rule": asdict(rule), "trimmed_to_room": 0}
+        self.capacity: np.ndarray | None = None
+        if rule.respect_capacity and stores is not None:
+            store_pos, store_ids = pd.factorize(pairs["store_id"], sort=True)
+            missing = sorted(set(store_ids) - set(stores))
+            if missing:
+                raise ValueError(f"MinMaxPolicy: no StoreInputs for store_id {missing[:5]}")
+            zone = pd.Index(ZONE_NAMES).get_indexer(pairs["zone"].to_numpy())
+            if (zone < 0).any():
+                raise ValueError(f"MinMaxPolicy: zone must be one of {ZONE_NAMES}")
+            self.group = store_pos * len(ZONE_NAMES) + zone
+            self.volume = pairs["volume_l"].to_numpy(float)
+            self.capacity = np.array([stores[int(s)].capacity(z) for s in store_ids
+                                      for z in ZONE_NAMES], float)
 
     def refresh(self) -> None:
         r = self.rule
@@ -418,7 +473,16 @@ class MinMaxPolicy:
         due = (d % self.review) == self.phase
         need = np.where(active & due & (position <= s), np.ceil(up_to - position), 0)
         cases = np.where(need > 0, np.maximum(np.ceil(need / self.case), self.moq), 0)
-        return (cases * self.case).astype(np.int64)
+        units = (cases * self.case).astype(np.int64)
+        if self.capacity is not None:
+            used = np.bincount(self.group, position * self.volume,
+                               minlength=len(self.capacity))
+            trimmed = fit_to_room(units, self.case, self.moq, self.volume, self.group,
+                                  self.capacity - used)
+            self.notes["trimmed_to_room"] = int(self.notes["trimmed_to_room"]) + int(
+                (trimmed < units).sum())
+            units = trimmed
+        return units
 
     def order(self, night: Night) -> np.ndarray:
         d = (night.date - self.origin).days
@@ -437,7 +501,8 @@ def minmax_from_history(win: Window, rule: ReorderRule, origin: dt.date) -> MinM
     mean = np.divide((sold * act).sum(axis=1), count, out=np.full(len(sold), np.nan),
                      where=count > 0)
     est = _category_prior(win.pairs, mean)
-    pol = MinMaxPolicy(win.pairs, win.n_stores, win.n_skus, rule, est, est, origin)
+    pol = MinMaxPolicy(win.pairs, win.n_stores, win.n_skus, rule, est, est, origin,
+                       stores=win.stores)
     pol.refresh()
     for j, day in enumerate(win.hist_dates):
         pol.observe((day - origin).days, sold[:, j], act[:, j])
@@ -486,25 +551,63 @@ class OracleForecast:
 
 
 class HistoryForecast:
-    """A baseline of ``models.baselines`` re-fitted every night on the observed sales of the
-    last ``lookback`` days (censored and inactive days unobserved); pairs it cannot forecast
-    get their store x category mean forecast."""
+    """A baseline of ``models.baselines`` re-fitted every night on the sales of the last
+    ``lookback`` days; pairs it cannot forecast get their store x category mean forecast.
+
+    A day whose shelf emptied (censored: sales are only a lower bound of demand) is, with
+    ``censored="impute"`` (default), the demand it most likely had given last night's
+    forecast for it, E[D | D >= sold] (``optimize.demand.gamma_mean_above``, the planner's
+    own reading of the quantiles); with ``"drop"`` it is unobserved. Dropping is biased low:
+    the days that stock out are the days demand was high, so a lean plan stocks out more,
+    forecasts lower and stocks out more again. Censored days of the history before the
+    window (no forecast of ours for them) are unobserved either way; inactive days too."""
 
     def __init__(self, pairs: pd.DataFrame, make_model: Callable[[], object], win: Window,
-                 lookback: int, horizon: int = HORIZON) -> None:
+                 lookback: int, horizon: int = HORIZON, censored: str = "impute") -> None:
+        if censored not in CENSORED:
+            raise ValueError(f"censored must be one of {CENSORED}, not {censored!r}")
         self.pairs, self.make_model, self.lookback, self.horizon = pairs, make_model, \
             lookback, horizon
+        self.censored = censored
         obs = np.where(win.hist_active & ~win.hist_censored, win.hist_sold, np.nan)
         self.values = np.full((len(pairs), obs.shape[1] + win.days), np.nan)
         self.values[:, :obs.shape[1]] = obs
         self.offset = obs.shape[1]
         self.first = win.start - dt.timedelta(days=obs.shape[1])
+        #: Tomorrow's forecast mean and variance per pair (NaN: none yet).
+        self.next_mean = np.full(len(pairs), np.nan)
+        self.next_var = np.full(len(pairs), np.nan)
+
+    def observed(self, night: Night) -> np.ndarray:
+        """Tonight's value per pair for the training history (NaN: unobserved)."""
+        out = np.where(night.active & ~night.censored, night.sold, np.nan).astype(float)
+        if self.censored == "impute":
+            cens = night.active & night.censored & np.isfinite(self.next_mean)
+            out[cens] = gamma_mean_above(self.next_mean[cens], self.next_var[cens],
+                                         night.sold[cens])
+        return out
 
     def __call__(self, night: Night) -> pd.DataFrame:
+        out = self._forecast(night)
+        day1 = out[out["horizon"] == 1]
+        pos = self._pos(day1)
+        self.next_mean[:] = np.nan
+        self.next_var[:] = np.nan
+        mean = day1["mean"].to_numpy(float)
+        self.next_mean[pos] = mean
+        self.next_var[pos] = daily_variance(mean, day1[list(QUANTILE_COLUMNS[1:])].to_numpy(
+            float))
+        return out
+
+    def _pos(self, frame: pd.DataFrame) -> np.ndarray:
+        index = pd.MultiIndex.from_frame(self.pairs[["store_id", "sku_id"]])
+        return index.get_indexer(pd.MultiIndex.from_frame(frame[["store_id", "sku_id"]]))
+
+    def _forecast(self, night: Night) -> pd.DataFrame:
         from models.protocol import QUANTILES
 
         col = self.offset + night.t
-        self.values[:, col] = np.where(night.active & ~night.censored, night.sold, np.nan)
+        self.values[:, col] = self.observed(night)
         lo = max(0, col + 1 - self.lookback)
         block = self.values[:, lo:col + 1]
         r, c = np.nonzero(np.isfinite(block))
@@ -538,13 +641,20 @@ class HistoryForecast:
 
 
 class LakeForecast:
-    """``lake/forecasts/date=D`` (``replenish run score``) for the night of day D."""
+    """``lake/forecasts/date=D`` (``replenish run score``) for the night of day D.
 
-    def __init__(self, cfg: Config, dates: Sequence[dt.date]) -> None:
-        self.root = cfg.lake
+    With ``score`` (``forecasts="champion"``: ``jobs.score.run``), a night whose partition
+    is missing is scored first, by the registered champion through the scoring job's own
+    code path (it needs that night's ``lake/features`` and a champion in MLflow). Either way
+    the forecasts come from the world's own history (the features of the generated sales),
+    not from the sales of the simulated policy."""
+
+    def __init__(self, cfg: Config, dates: Sequence[dt.date],
+                 score: Callable[[Config, dt.date], object] | None = None) -> None:
+        self.cfg, self.root, self.score = cfg, cfg.lake, score
         have = set(list_dates(cfg.lake, "forecasts"))
         missing = [d for d in dates if d not in have]
-        if missing:
+        if missing and score is None:
             raise FileNotFoundError(
                 f"--forecasts lake: lake/forecasts has no partition for {len(missing)} of the "
                 f"{len(dates)} simulated nights (first: {missing[0]}); run 'replenish run "
@@ -552,6 +662,9 @@ class LakeForecast:
                 "moving_average")
 
     def __call__(self, night: Night) -> pd.DataFrame:
+        if self.score is not None and not partition_dir(self.root, "forecasts",
+                                                        night.date).is_dir():
+            self.score(self.cfg, night.date)
         fc = read_partition(self.root, "forecasts", night.date).to_pandas()
         return fc[fc["horizon"].between(1, HORIZON)]
 
@@ -559,17 +672,25 @@ class LakeForecast:
 def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
     origin = dt.date.fromisoformat(win.world["start"]) if win.world else win.start
     if name == "minmax":
-        return minmax_from_history(win, ReorderRule(), origin)
+        return minmax_from_history(win, ReorderRule(respect_capacity=sim.minmax_capacity),
+                                   origin)
     if name == "oracle":
         provider: Callable[[Night], pd.DataFrame] = OracleForecast(
             win.pairs, win.expected, win.dispersion)
-    elif sim.forecasts == "lake":
-        provider = LakeForecast(cfg, [win.start + dt.timedelta(days=t) for t in range(win.days)])
+    elif sim.forecasts in ("lake", "champion"):
+        scorer = None
+        if sim.forecasts == "champion":
+            from jobs import score
+
+            scorer = score.run
+        provider = LakeForecast(cfg, [win.start + dt.timedelta(days=t) for t in range(win.days)],
+                                score=scorer)
     else:
         from models.baselines import MovingAverage, SeasonalNaive
 
         make = MovingAverage if sim.forecasts == "moving_average" else SeasonalNaive
-        provider = HistoryForecast(win.pairs, make, win, sim.lookback_days)
+        provider = HistoryForecast(win.pairs, make, win, sim.lookback_days,
+                                   censored=sim.censored)
     return PlanPolicy(name, win.pairs, win.stores, provider, sim.plan_config())
 
 
@@ -648,8 +769,15 @@ def _sentences(results: dict[str, SimResult]) -> list[str]:
     return out
 
 
+def _measured_days(win: Window) -> int:
+    return win.days - win.warmup
+
+
 def _header(win: Window, settings: dict) -> str:
-    return (f"Policy simulation {win.start} .. {win.end} ({win.days} days): "
+    warm = (f", measured after a {win.warmup}-day warm-up from {win.start}" if win.warmup
+            else "")
+    return (f"Policy simulation {win.measured_start} .. {win.end} ({_measured_days(win)} "
+            f"days{warm}): "
             f"{win.n_stores} store{'s' if win.n_stores != 1 else ''} x {win.n_skus} SKUs "
             f"({len(win.pairs):,} pairs); "
             f"suppliers {settings['suppliers']}, forecasts for plan: {settings['forecasts']}, "
@@ -682,7 +810,9 @@ def _json(win: Window, settings: dict, results: dict[str, SimResult]) -> dict:
         return v
 
     return {
-        "start": win.start.isoformat(), "end": win.end.isoformat(), "days": win.days,
+        "start": win.measured_start.isoformat(), "end": win.end.isoformat(),
+        "days": _measured_days(win), "warmup_days": win.warmup,
+        "replay_start": win.start.isoformat(),
         "stores": win.n_stores, "skus": win.n_skus, "pairs": len(win.pairs),
         "settings": settings,
         "policies": {p: {"metrics": {k: clean(v) for k, v in r.metrics.items()},
@@ -705,7 +835,8 @@ def _write(cfg: Config, win: Window, settings: dict, results: dict[str, SimResul
     if len(results) > 1:
         groups.append(results)
     for group in groups:
-        stem = f"{win.start}_{win.days}d_{'-'.join(group)}"
+        warm = f"_w{win.warmup}" if win.warmup else ""
+        stem = f"{win.measured_start}_{_measured_days(win)}d{warm}_{'-'.join(group)}"
         for suffix, text in ((".json", json.dumps(_json(win, settings, group), indent=2,
                                                   default=str) + "\n"),
                              (".md", _markdown(win, settings, group))):
@@ -726,7 +857,9 @@ def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = T
     supply, supplier_mode = _supply(win, sim)
     settings = {"policies": list(sim.policies), "solver": sim.solver,
                 "forecasts": sim.forecasts, "suppliers": supplier_mode,
-                "capacity": sim.capacity,
+                "capacity": sim.capacity, "warmup_days": sim.warmup_days,
+                "censored": sim.censored,
+                "minmax_capacity": sim.minmax_capacity,
                 "lookback_days": sim.lookback_days, "time_limit_s": sim.time_limit_s,
                 "mip_gap": sim.mip_gap, "stores": list(sim.stores) if sim.stores else "all",
                 "world": win.world and {k: win.world.get(k) for k in (
@@ -740,7 +873,8 @@ def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = T
         bar = _progress(win.days, f"simulate {name}", progress)
         result = simulate(win.pairs, win.buckets, start_pipe, win.demand, win.active, policy,
                           win.start, costs=costs, supply=supply,
-                          on_day=(lambda _t, b=bar: b.update(1)) if bar is not None else None)
+                          on_day=(lambda _t, b=bar: b.update(1)) if bar is not None else None,
+                          measure_from=win.warmup)
         if bar is not None:
             bar.close()
         results[name] = result

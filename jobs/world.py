@@ -20,10 +20,12 @@ import pandas as pd
 from jobs.calendar_india import NATIONAL_HOLIDAYS, REGIONS, festival_intensity
 
 __all__ = ["Scenario", "SCENARIOS", "World", "DayResult", "CATEGORIES", "HOURS",
-           "ReorderRule"]
+           "ReorderRule", "fit_to_room", "ZONE_NAMES"]
 
 #: Selling hours of a dark store (06:00-23:59); index 0 is 06:00.
 HOURS = np.arange(6, 24)
+#: Storage zones, in the order of the stores' capacity columns.
+ZONE_NAMES = ("ambient", "chilled", "frozen")
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ class ReorderRule:
     that the planner refreshes only every ``refresh_days``: festivals, promotions and
     weather catch it out. Levels are set per SKU for the whole chain, blended with the
     store's own history by ``chain_weight``: big stores run short, small ones overstock.
+
+    ``respect_capacity``: trim each night's orders to the zone's free room
+    (:func:`fit_to_room`). Off in the generated world (the calibrated "before": it overfills
+    ambient and frozen zones, and turning it on would change every seed's history); the
+    simulator's min-max baseline turns it on, so it meets the limits the MILP meets.
     """
 
     safety: float = 0.25
@@ -124,6 +131,29 @@ class ReorderRule:
     review_days: int = 3
     refresh_days: int = 14
     chain_weight: float = 0.8
+    respect_capacity: bool = False
+
+
+def fit_to_room(units: np.ndarray, case: np.ndarray, moq: np.ndarray, volume: np.ndarray,
+                group: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """Orders (units, whole cases) trimmed so each group's order volume fits its room.
+
+    ``group[i]`` indexes ``room`` (litres free in a store x zone: capacity - volume on hand
+    and on order). Where a group's orders take more than its room, every order in it shrinks
+    by the same factor, rounded down to whole cases; one that falls below its MOQ is dropped.
+    Rounding down keeps the group within its room; groups with room to spare are untouched.
+    """
+    units = np.asarray(units, np.int64)
+    vol = units * np.asarray(volume, float)
+    need = np.bincount(group, vol, minlength=len(room))
+    free = np.maximum(np.asarray(room, float), 0.0)
+    over = need > free + 1e-9
+    if not over.any():
+        return units
+    factor = np.where(over, free / np.where(need > 0, need, 1.0), 1.0)[group]
+    cases = np.floor(units / case * factor + 1e-9)
+    cases = np.where(over[group] & (cases < np.maximum(moq, 1)), 0, cases)
+    return np.where(over[group], cases * case, units).astype(np.int64)
 
 
 @dataclass
@@ -524,9 +554,28 @@ class World:
         need = np.where(active & due & (position <= s), np.ceil(up_to - position), 0)
         cases = np.where(need > 0, np.maximum(np.ceil(need / self.case), self.moq), 0)
         units = (cases * self.case).astype(np.int64)
+        if r.respect_capacity:
+            units = fit_to_room(units, self.case, self.moq, self._volume, self._zone_group,
+                                self._room(position))
         # An order placed tonight arrives on the morning of day + lead time.
         self.pipeline[np.arange(len(units)), self.lead - 1] += units
         return on_order + units
+
+    @property
+    def _volume(self) -> np.ndarray:
+        return self.skus.volume_l.to_numpy()[self.p_sku]
+
+    @property
+    def _zone_group(self) -> np.ndarray:
+        zone = pd.Index(ZONE_NAMES).get_indexer(self.skus.zone.to_numpy())[self.p_sku]
+        return self.p_store * len(ZONE_NAMES) + zone
+
+    def _room(self, position: np.ndarray) -> np.ndarray:
+        """Litres free per store x zone (group ``store * 3 + zone``) for ``position`` units
+        on hand and on order."""
+        cap = self.stores[[f"capacity_{z}_l" for z in ZONE_NAMES]].to_numpy(float).ravel()
+        used = np.bincount(self._zone_group, position * self._volume, minlength=len(cap))
+        return cap - used
 
     def _sales_lines(self, rng: np.random.Generator, day: dt.date, sold_h: np.ndarray,
                      disc: np.ndarray) -> pd.DataFrame:

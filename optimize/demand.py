@@ -25,7 +25,7 @@ import numpy as np
 from scipy import special
 
 __all__ = ["Z_UPPER", "daily_variance", "gamma_loss", "gamma_cdf", "gamma_ppf",
-           "fluid_fifo_waste"]
+           "gamma_mean_above", "fluid_fifo_waste"]
 
 #: Normal quantiles of the upper forecast levels used for the spread (q80, q90, q95, q99).
 Z_UPPER = np.array([0.8416212335729143, 1.2815515655446004, 1.6448536269514722,
@@ -70,6 +70,19 @@ def gamma_ppf(mu: np.ndarray, var: np.ndarray, p: float) -> np.ndarray:
     """The p-quantile of D."""
     k, theta = _shape_scale(np.asarray(mu, float), np.asarray(var, float))
     return np.where(np.asarray(mu) > _TINY, special.gammaincinv(k, p) * theta, 0.0)
+
+
+def gamma_mean_above(mu: np.ndarray, var: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """E[D | D >= s] for D ~ gamma(mean mu, variance var): what a day whose shelf emptied
+    after selling s units most likely demanded (s + E[(D - s)+] / P(D > s)); s itself where
+    the tail is negligible or there is no demand (mu = 0), and at least s."""
+    mu, var, s = np.broadcast_arrays(np.asarray(mu, float), np.asarray(var, float),
+                                     np.asarray(s, float))
+    tail = 1.0 - gamma_cdf(mu, var, s)
+    loss = gamma_loss(mu, var, s)
+    ok = (mu > _TINY) & (tail > 1e-9)
+    extra = np.divide(loss, tail, out=np.zeros_like(loss), where=ok)
+    return np.maximum(s, 0.0) + np.where(ok, extra, 0.0)
 
 
 def fluid_fifo_waste(buckets: np.ndarray, daily_mean: np.ndarray) -> np.ndarray:

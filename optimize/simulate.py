@@ -240,7 +240,8 @@ def _conserve(label: str, lhs: np.ndarray, rhs: np.ndarray, pairs: pd.DataFrame)
 def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.ndarray,
              demand: np.ndarray, active: np.ndarray, policy: Policy, start: dt.date,
              costs: CostModel | None = None, supply: Supply | None = None,
-             on_day: Callable[[int], None] | None = None) -> SimResult:
+             on_day: Callable[[int], None] | None = None, measure_from: int = 0
+             ) -> SimResult:
     """Replay ``len(demand)`` days from ``start`` (see the module docstring).
 
     ``pairs``: :data:`PAIR_COLUMNS`, n rows. ``start_buckets`` (n, 8): closing stock of the
@@ -248,6 +249,11 @@ def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.
     morning of day 1 + j (column j). ``demand`` (days, n): true units demanded; ``active``
     (days, n): the pair is sold that day (launched); an inactive pair has no demand and
     gets no order. ``on_day(t)`` is called after each day (a progress bar).
+
+    ``measure_from`` (a warm-up): the metrics, ``by_pair`` and ``by_day`` cover days
+    ``measure_from`` .. end only (the result's ``start`` and ``days`` say so), so a policy is
+    judged on its own steady state rather than on draining the stock it inherited; the
+    conservation checks still cover every day.
     """
     t0 = time.perf_counter()
     _check_pairs(pairs)
@@ -263,6 +269,8 @@ def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.
         raise ValueError("demand: an inactive pair-day has demand")
     if (demand < 0).any():
         raise ValueError("demand must be >= 0")
+    if not 0 <= measure_from < n_days:
+        raise ValueError(f"measure_from must be in 0..{n_days - 1}, got {measure_from}")
     buckets = np.array(start_buckets, np.int64).reshape(n, _N_BUCKETS)
     if (buckets < 0).any():
         raise ValueError("start_buckets must be >= 0")
@@ -282,14 +290,18 @@ def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.
     group, _ = pd.factorize(store_sup)
     rows = np.arange(n)
 
-    tot = {k: np.zeros(n, np.int64) for k in (
-        "demand", "sold", "lost", "received", "wasted", "ordered", "shorted", "order_lines",
-        "pair_days", "stockout_days", "closing_units")}
+    keys = ("demand", "sold", "lost", "received", "wasted", "ordered", "shorted",
+            "order_lines", "pair_days", "stockout_days", "closing_units")
+    tot = {k: np.zeros(n, np.int64) for k in keys}  # every day (conservation)
+    mtot = {k: np.zeros(n, np.int64) for k in keys}  # the measured days (metrics)
     start_on_hand = buckets.sum(axis=1)
     start_in_pipe = pipeline.sum(axis=1)
+    measured_on_hand = start_on_hand.copy()
     per_day: list[dict[str, object]] = []
     deliveries = 0
     for t in range(n_days):
+        if t == measure_from:
+            measured_on_hand = buckets.sum(axis=1)
         day = start + dt.timedelta(days=t)
         opening = buckets.sum(axis=1)
         pipe_before = pipeline.sum(axis=1)
@@ -334,7 +346,6 @@ def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.
         lost = d - sold
         ordered_lines = units > 0
         n_deliveries = int(np.unique(group[ordered_lines]).size)
-        deliveries += n_deliveries
         act = active[t]
         stockout = act & ((available == 0) | (lost > 0))
         for key, value in (("demand", d), ("sold", sold), ("lost", lost),
@@ -343,6 +354,13 @@ def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.
                            ("pair_days", act), ("stockout_days", stockout),
                            ("closing_units", closing)):
             tot[key] += value
+            if t >= measure_from:
+                mtot[key] += value
+        if t < measure_from:
+            if on_day is not None:
+                on_day(t)
+            continue
+        deliveries += n_deliveries
         per_day.append({
             "date": day, "demand": int(d.sum()), "sold": int(sold.sum()),
             "lost": int(lost.sum()), "received": int(received.sum()),
@@ -366,14 +384,15 @@ def simulate(pairs: pd.DataFrame, start_buckets: np.ndarray, start_pipeline: np.
         raise ConservationError("conservation broken in total")
 
     by_pair = pairs[["store_id", "sku_id"]].reset_index(drop=True).assign(
-        start_on_hand=start_on_hand, end_on_hand=end_on_hand,
-        **{k: v for k, v in tot.items()})
-    by_pair["holding_cost"] = tot["closing_units"] * hold_rate
-    by_pair["lost_margin"] = tot["lost"] * margin
-    by_pair["waste_cost"] = tot["wasted"] * (cost + costs.disposal_cost_per_unit)
+        start_on_hand=measured_on_hand, end_on_hand=end_on_hand,
+        **{k: v for k, v in mtot.items()})
+    by_pair["holding_cost"] = mtot["closing_units"] * hold_rate
+    by_pair["lost_margin"] = mtot["lost"] * margin
+    by_pair["waste_cost"] = mtot["wasted"] * (cost + costs.disposal_cost_per_unit)
     by_day = pd.DataFrame(per_day)
     m = metrics(by_pair, by_day, pairs, costs, deliveries)
-    return SimResult(policy.name, start, n_days, m, by_pair, by_day,
+    return SimResult(policy.name, start + dt.timedelta(days=measure_from),
+                     n_days - measure_from, m, by_pair, by_day,
                      round(time.perf_counter() - t0, 3), dict(getattr(policy, "notes", {})))
 
 

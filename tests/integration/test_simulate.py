@@ -164,3 +164,134 @@ def test_minmax_replays_the_generator_exactly():
     res = simulate(pairs, b0, p0, demand, active, policy, START + dt.timedelta(days=warm))
     for k, v in seen.items():
         assert res.by_day[k].tolist() == v.tolist(), k
+
+
+def test_fit_to_room_trims_only_the_zones_that_overflow():
+    from jobs.world import fit_to_room
+
+    units = np.array([12, 6, 4, 10, 3])
+    case = np.array([6, 1, 2, 5, 1])
+    moq = np.array([1, 1, 2, 1, 1])
+    volume = np.array([1.0, 2.0, 0.5, 1.0, 1.0])
+    group = np.array([0, 0, 0, 1, 1])  # two store x zone groups
+    # group 0 orders 12 + 12 + 2 = 26 L into 13 L of room: everything halves, rounded down
+    # to whole cases (12 -> 6, 6 -> 3, 4 -> 2 but one case of 2 is below its MOQ of 2 cases)
+    out = fit_to_room(units, case, moq, volume, group, np.array([13.0, 50.0]))
+    assert out.tolist() == [6, 3, 0, 10, 3]
+    assert (out * volume)[group == 0].sum() <= 13.0
+    # no room at all (a zone already over capacity): nothing is ordered into it
+    assert fit_to_room(units, case, moq, volume, group, np.array([-5.0, 50.0])).tolist() == [
+        0, 0, 0, 10, 3]
+    # room to spare everywhere: the orders are untouched
+    assert fit_to_room(units, case, moq, volume, group, np.array([26.0, 13.0])).tolist() == \
+        units.tolist()
+
+
+def test_minmax_respects_the_zone_room_it_is_given():
+    """The simulator's min-max meets the MILP's zone limits; the generator's rule does not."""
+    from jobs.world import ReorderRule
+    from optimize.inputs import StoreInputs
+
+    p = pd.DataFrame({"store_id": [1, 1], "sku_id": [1, 2], "supplier_id": [3, 3],
+                      "is_perishable": [False, False], "shelf_life_days": [90, 90],
+                      "lead_time_days": [1, 1], "unit_cost": [10.0, 10.0],
+                      "price": [15.0, 15.0], "volume_l": [1.0, 1.0],
+                      "zone": ["ambient", "frozen"], "case_pack": [1, 1],
+                      "moq_cases": [1, 1], "category": ["snacks", "frozen"]})
+    est = np.array([2.0, 2.0])
+    stores = {1: StoreInputs(1, 30.0, 100.0, 100.0, 1e6)}
+    free = js.MinMaxPolicy(p, 1, 2, ReorderRule(), est, est, START)
+    capped = js.MinMaxPolicy(p, 1, 2, ReorderRule(respect_capacity=True), est, est, START,
+                             stores=stores)
+    on_hand, on_order, active = np.array([10, 0]), np.array([0, 0]), np.array([True, True])
+    d = 0  # a review day for supplier 3 (3 % 3 == 0)
+    want = free.decide(d, on_hand, on_order, active)
+    # order up to s + 80 days = 2 x (1 + 3) x 0.25 + 2 x 80 = 162; ambient (10 on hand) is
+    # above its reorder point s = 2
+    assert want.tolist() == [0, 162]
+    got = capped.decide(d, np.array([0, 0]), on_order, active)
+    # nothing held: 162 L into 30 L of ambient -> 30 units, 162 L into 100 L of frozen -> 100
+    assert got.tolist() == [30, 100]
+    assert capped.notes["trimmed_to_room"] == 2
+    assert free.decide(d, np.array([0, 0]), on_order, active).tolist() == [162, 162]
+
+
+def test_history_forecast_imputes_a_stock_out_day_from_last_nights_forecast(world):
+    sim = js.SimulateConfig(days=2, stores=(1,))
+    win = js.load_window(world, sim)
+    from models.baselines import MovingAverage
+
+    n = len(win.pairs)
+    fc = js.HistoryForecast(win.pairs, MovingAverage, win, 28)
+    drop = js.HistoryForecast(win.pairs, MovingAverage, win, 28, censored="drop")
+    fc.next_mean[:] = 10.0
+    fc.next_var[:] = 20.0
+    drop.next_mean[:] = 10.0
+    drop.next_var[:] = 20.0
+    sold = np.zeros(n, np.int64)
+    sold[:3] = [4, 12, 7]
+    available = sold.copy()
+    available[2] = 9  # pair 2 did not run out
+    from optimize.simulate import Night
+
+    night = Night(0, win.start, np.zeros((n, 8), np.int64), np.zeros((n, 1), np.int64),
+                  np.ones(n, bool), available, sold, np.zeros(n, np.int64),
+                  np.zeros(n, np.int64))
+    got = fc.observed(night)
+    assert got[0] > 10.0  # ran out after 4 units: demand was at least 4, likely above 10
+    assert 12.0 < got[1] < 17.0  # ran out after 12: a bit more than 12
+    assert got[2] == 7.0  # not censored: what it sold
+    assert np.isnan(drop.observed(night)[:2]).all() and drop.observed(night)[2] == 7.0
+    with pytest.raises(ValueError, match="censored must be one of"):
+        js.HistoryForecast(win.pairs, MovingAverage, win, 28, censored="keep")
+
+
+def test_a_warm_up_measures_the_last_days_of_a_longer_replay(world):
+    long = js.run(world, js.SimulateConfig(policies=("minmax",), days=5), progress=False,
+                  write=False).results["minmax"]
+    warm = js.run(world, js.SimulateConfig(policies=("minmax",), days=2, warmup_days=3),
+                  progress=False, write=False)
+    res = warm.results["minmax"]
+    assert res.start == START + dt.timedelta(days=DAYS - 2) and res.days == 2
+    assert res.by_day.to_dict("records") == long.by_day.iloc[3:].to_dict("records")
+    assert res.metrics["demand"] == long.by_day.iloc[3:]["demand"].sum()
+    assert "measured after a 3-day warm-up" in warm.text
+    with pytest.raises(ValueError, match="warmup_days must be >= 0"):
+        js.SimulateConfig(warmup_days=-1)
+
+
+def test_champion_forecasts_score_the_nights_the_lake_lacks(world, tmp_path):
+    """forecasts="champion": a night without lake/forecasts is scored first (by jobs.score.run
+    in the real thing; here a stand-in that writes the partition), the others are read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cfg = Config(home=tmp_path / "h")
+    win = js.load_window(world, js.SimulateConfig(days=2, stores=(1,)))
+    days = [win.start, win.start + dt.timedelta(days=1)]
+    scored: list[dt.date] = []
+
+    def write(day: dt.date, mean: float) -> None:
+        rows = win.pairs[["store_id", "sku_id"]].merge(
+            pd.DataFrame({"horizon": range(1, 8)}), how="cross")
+        rows["mean"] = mean
+        for c in ("q50", "q80", "q90", "q95", "q99"):
+            rows[c] = mean + 1.0
+        folder = cfg.lake / "forecasts" / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False),
+                       folder / "part-00000.parquet")
+
+    def score(c: Config, day: dt.date) -> None:
+        assert c is cfg
+        scored.append(day)
+        write(day, 3.0)
+
+    write(days[0], 1.0)
+    with pytest.raises(FileNotFoundError, match="no partition for 1 of the 2"):
+        js.LakeForecast(cfg, days)
+    fc = js.LakeForecast(cfg, days, score=score)
+    night = lambda t: type("N", (), {"date": days[t]})()  # noqa: E731 - only .date is read
+    assert fc(night(0))["mean"].eq(1.0).all() and scored == []
+    assert fc(night(1))["mean"].eq(3.0).all() and scored == [days[1]]
+    assert js.SimulateConfig(forecasts="champion").forecasts == "champion"

@@ -55,3 +55,27 @@ def test_generate_then_schema_from_the_cli(tmp_path, capsys):
     assert main(["schema", "--markdown"]) == 0
     md = capsys.readouterr().out
     assert "### `sales`" in md and "| `quantity` |" in md
+
+
+def test_simulate_options_reach_the_simulator(monkeypatch, tmp_path):
+    """The CLI's simulate options become the SimulateConfig the simulator runs with."""
+    from jobs import simulate
+
+    seen = {}
+
+    def capture(cfg, sim, progress=True, write=True):
+        seen["sim"] = sim
+        raise SystemExit(0)
+
+    monkeypatch.setattr(simulate, "run", capture)
+    monkeypatch.setenv("REPLENISH_HOME", str(tmp_path))
+    with pytest.raises(SystemExit):
+        main(["simulate", "--policy", "plan,oracle", "--days", "5", "--forecasts", "champion",
+              "--warmup-days", "7", "--censored", "drop", "--minmax-overfill",
+              "--no-progress"])
+    sim = seen["sim"]
+    assert (sim.policies, sim.days, sim.forecasts) == (("plan", "oracle"), 5, "champion")
+    assert (sim.warmup_days, sim.censored, sim.minmax_capacity) == (7, "drop", False)
+    with pytest.raises(SystemExit):
+        main(["simulate", "--no-progress"])
+    assert (seen["sim"].warmup_days, seen["sim"].minmax_capacity) == (0, True)

@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optimize.demand import daily_variance, fluid_fifo_waste, gamma_cdf, gamma_loss, gamma_ppf
+from optimize.demand import (
+    daily_variance,
+    fluid_fifo_waste,
+    gamma_cdf,
+    gamma_loss,
+    gamma_mean_above,
+    gamma_ppf,
+)
 from tests.optimize.helpers import nb_quantiles
 
 
@@ -47,3 +54,24 @@ def test_fluid_fifo_ages_old_stock_first():
     out = fluid_fifo_waste(b, np.full((2, 3), 4.0))
     assert out[0].tolist() == [0, 6, 6, 6]
     assert out[1].tolist() == [0, 0, 2, 2]
+
+
+@pytest.mark.parametrize(("mu", "var"), [(10.0, 25.0), (2.0, 3.0)])
+def test_gamma_mean_above_against_monte_carlo(mu, var):
+    rng = np.random.default_rng(1)
+    d = rng.gamma(mu * mu / var, var / mu, 1_000_000)
+    for s in (0.0, 0.5 * mu, mu, mu + 2 * np.sqrt(var)):
+        mc = d[d >= s].mean()
+        assert gamma_mean_above(mu, var, s) == pytest.approx(mc, rel=0.01)
+
+
+def test_gamma_mean_above_edges():
+    # a shelf that emptied after selling s units: demand was at least s, and more than the
+    # mean when s is below it
+    assert gamma_mean_above(10.0, 20.0, 0.0) == pytest.approx(10.0)
+    assert gamma_mean_above(10.0, 20.0, 4.0) > 10.0
+    assert gamma_mean_above(0.0, 0.0, 3.0) == 3.0  # no forecast demand: s itself
+    assert gamma_mean_above(1.0, 1.0, 1e4) == 1e4  # negligible tail: s itself
+    s = np.array([1.0, 5.0, 12.0, 30.0])
+    out = gamma_mean_above(np.full(4, 10.0), np.full(4, 20.0), s)
+    assert (out >= s).all() and (np.diff(out) > 0).all()

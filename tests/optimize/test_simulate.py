@@ -264,3 +264,27 @@ def test_plan_policy_respects_zone_capacity():
     assert 0 < first_night <= 25
     with pytest.raises(ValueError, match="no StoreInputs"):
         PlanPolicy("plan", p, {}, _flat_forecast(1.0), PlanConfig())
+
+
+def test_a_warm_up_is_replayed_but_not_measured():
+    p = pairs(2, is_perishable=[True, False], shelf_life_days=[2, 90])
+    demand = [[3, 1], [5, 2], [0, 4], [2, 2], [4, 0]]
+    plan = {0: [6, 5], 1: [2, 0], 2: [4, 3], 3: [1, 1]}
+    full = run(p, stock(2, exp_2d=[4, 0], exp_later=[0, 6]), demand, Schedule(plan, 2))
+    warm = run(p, stock(2, exp_2d=[4, 0], exp_later=[0, 6]), demand, Schedule(plan, 2),
+               measure_from=2)
+    # the same replay: the measured days are the last three days of the full one
+    assert warm.start == START + dt.timedelta(days=2) and warm.days == 3
+    assert warm.by_day.to_dict("records") == full.by_day.iloc[2:].to_dict("records")
+    b = warm.by_pair
+    assert b.demand.tolist() == [6, 6]  # days 2..4 only
+    # closing stock of day 1: pair 1 sold 3 of its 4, got 6, sold 1 old + 4 new -> 2;
+    # pair 2 had 6, sold 1, got 5, sold 2 -> 8
+    assert b.start_on_hand.tolist() == [2, 8]
+    assert (b.received == b.sold + b.wasted + b.end_on_hand - b.start_on_hand).all()
+    assert warm.metrics["demand"] == 12 and full.metrics["demand"] == 23
+    assert warm.metrics["fill_rate"] == pytest.approx(b.sold.sum() / 12)
+    # the orders of the warm-up nights are not in the measured ordering cost
+    assert warm.metrics["order_lines"] == 4 and full.metrics["order_lines"] == 7
+    with pytest.raises(ValueError, match="measure_from must be in 0..4"):
+        run(p, stock(2), demand, Schedule({}, 2), measure_from=5)
