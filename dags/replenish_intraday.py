@@ -54,8 +54,9 @@ def _phase(name: str) -> str:
     default_args=DEFAULT_ARGS,
     tags=["replenish", "intraday"],
     doc_md=DOC,
-    params={"stores": Param("", type="string", description="comma-separated store ids "
-                            "(demo bookkeeping; empty = all)")},
+    params={"scenario": Param("", type="string", description="when set, the generated world "
+                              "under REPLENISH_HOME must be this scenario (a guard against "
+                              "triggering on the wrong environment)")},
 )
 def replenish_intraday() -> None:
     @task

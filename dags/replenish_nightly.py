@@ -59,10 +59,12 @@ def _run(step: str, **kwargs: object) -> str:
     params={
         "force_retrain": Param(False, type="boolean",
                                description="train tonight even if the champion is recent"),
-        "stores": Param("", type="string", description="comma-separated store ids (demo "
-                        "bookkeeping; empty = all)"),
-        "scenario": Param("", type="string", description="name of the world (demo "
-                          "bookkeeping)"),
+        "stores": Param("", type="string", description="comma-separated store ids: score "
+                        "and plan re-run only these stores, keeping the others' rows of the "
+                        "date (empty = all stores)"),
+        "scenario": Param("", type="string", description="when set, the generated world "
+                          "under REPLENISH_HOME must be this scenario (tiny, small, medium, "
+                          "...); a guard against triggering on the wrong environment"),
     },
 )
 def replenish_nightly() -> None:

@@ -11,9 +11,11 @@ of 2025-04-30. A backfill over logical dates therefore re-runs the matching stor
 idempotent. The intraday DAG's business date is the logical date's own day, and its hour the
 snapshot hour.
 
-Params (DAG-level, editable when triggering): ``scenario`` (only used by demos to name the
-world), ``stores`` (comma-separated store ids; empty = all; passed to the steps that can
-restrict themselves), ``force_retrain``.
+Params (DAG-level, editable when triggering), applied by :func:`apply_params`: ``scenario``
+(when set, the generated world under ``$REPLENISH_HOME`` must be that scenario), ``stores``
+(comma-separated store ids; empty = all; ``score`` and ``plan`` then re-run only those stores
+and keep the other stores' rows of the date), ``force_retrain`` (the train task trains even
+when no retraining is due).
 """
 from __future__ import annotations
 
@@ -52,14 +54,39 @@ def business_date(context: dict[str, Any], offset_days: int = -1) -> dt.date:
     return local.date() + dt.timedelta(days=offset_days)
 
 
+def apply_params(cfg: Any, params: dict[str, Any]) -> Any:
+    """The configuration a DAG run's params ask for: ``stores`` (comma-separated ids; score
+    and plan re-run only those stores) and ``scenario`` (when set, the generated world under
+    ``$REPLENISH_HOME`` must be that scenario, so a trigger against the wrong environment
+    fails before it writes anything)."""
+    import json
+
+    from jobs.config import parse_stores
+
+    stores = params.get("stores") or ""
+    if stores:
+        cfg = cfg.replace(stores=parse_stores(stores))
+    scenario = str(params.get("scenario") or "").strip()
+    if scenario:
+        manifest = cfg.home / "world.json"
+        if not manifest.is_file():
+            raise ValueError(f"param scenario={scenario!r}, but {cfg.home} holds no generated "
+                             "world (no world.json); leave scenario empty for real data")
+        have = json.loads(manifest.read_text()).get("scenario")
+        if have != scenario:
+            raise ValueError(f"param scenario={scenario!r}, but the world under {cfg.home} is "
+                             f"{have!r} (world.json); check REPLENISH_HOME")
+    return cfg
+
+
 def run(step: str, context: dict[str, Any], offset_days: int = -1, **kwargs: Any) -> str:
     """Run ``step`` for the context's business date; returns the step's summary text."""
     from jobs.config import load_config
     from jobs.steps import STEPS
 
-    cfg = load_config()
-    day = business_date(context, offset_days)
     params = context.get("params") or {}
+    cfg = apply_params(load_config(), params)
+    day = business_date(context, offset_days)
     func = STEPS[step].load()
     log.info("replenish %s for %s (params %s)", step, day, dict(params))
     if STEPS[step].ranged:
@@ -89,7 +116,7 @@ def run_intraday(phase: str, context: dict[str, Any]) -> str:
     from jobs import intraday
     from jobs.config import load_config
 
-    cfg = load_config()
+    cfg = apply_params(load_config(), {"scenario": (context.get("params") or {}).get("scenario")})
     day, hour = intraday_slot(context)
     func = {"snapshot": intraday.snapshot, "rescore": intraday.rescore,
             "topup": intraday.topup, "audit": intraday.audit,

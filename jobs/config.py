@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Config", "ENV_VARS", "load_config"]
+__all__ = ["Config", "ENV_VARS", "load_config", "parse_stores"]
 
 #: Environment variable -> (field name, meaning). The README's table is generated from this.
 ENV_VARS: dict[str, tuple[str, str]] = {
@@ -58,6 +58,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
                                     "fallback). Default 8"),
     "REPLENISH_MIP_GAP": ("plan_mip_gap", "Relative MIP gap at which a store's solve stops. "
                           "Default 0.005"),
+    "REPLENISH_STORES": ("stores", "Comma-separated store ids that score and plan re-run "
+                         "(their rows of the date are replaced, the other stores' kept). "
+                         "Default empty = all stores"),
 }
 
 
@@ -84,6 +87,7 @@ class Config:
     plan_solver: str = "cbc"
     plan_time_limit_s: float = 8.0
     plan_mip_gap: float = 0.005
+    stores: tuple[int, ...] = ()
     config_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -131,6 +135,21 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
+def parse_stores(value: Any) -> tuple[int, ...]:
+    """Store ids from ``"3, 1,7"``, a list or a tuple: sorted, unique, positive; empty = all."""
+    items = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
+    ids = set()
+    for item in items:
+        if item == "":
+            continue
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or int(text) <= 0:
+            raise ValueError(f"stores: {item!r} is not a store id (a positive integer); "
+                             f"got {value!r}")
+        ids.add(int(text))
+    return tuple(sorted(ids))
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Turn a string from the environment or a TOML value into the field's type."""
     if value is None:
@@ -166,6 +185,8 @@ def _coerce(name: str, value: Any) -> Any:
         if not 0.0 <= gap < 1.0:
             raise ValueError(f"plan_mip_gap must lie in [0, 1), got {value!r}")
         return gap
+    if name == "stores":
+        return parse_stores(value)
     if name == "spark_ui":
         return str(value).strip().lower() in ("1", "true", "yes", "on")
     return str(value) if value != "" else None

@@ -24,6 +24,10 @@ hits the solver's time limit):
   20 columns are those of the warehouse table ``replenish.reorder_plan``);
 - ``lake/purchase_orders/date=D``: the lines with order_units > 0 grouped by store, supplier
   and delivery date (:data:`PO_COLUMNS`).
+
+With ``cfg.stores`` set (``REPLENISH_STORES``, the nightly DAG's ``stores`` param) only those
+stores are planned again; the other stores' rows of the existing partitions are kept, so the
+date stays complete for publish.
 """
 from __future__ import annotations
 
@@ -104,6 +108,8 @@ class PlanResult:
     slowest_store_seconds: float
     seconds: float
     fallbacks: tuple[str, ...]
+    #: Stores whose rows of the date were kept from the previous run (``cfg.stores`` set).
+    kept_stores: int = 0
 
     def summary(self) -> str:
         text = (f"plan {self.run_date} ({self.solver}): {self.stores} stores ({self.optimal} "
@@ -115,6 +121,9 @@ class PlanResult:
                 f"{f' ({self.po_below_min} below the supplier minimum)' if self.po_below_min else ''}"
                 f"; {self.seconds:.1f} s wall (solving {self.solve_seconds:.1f} s over all "
                 f"stores, slowest store {self.slowest_store_seconds:.1f} s)")
+        if self.kept_stores:
+            text += (f"\nonly these stores were re-planned; the rows of {self.kept_stores} "
+                     "other store(s) were kept from the previous run of the date")
         if self.lines_with_reason:
             text += f"\n{self.lines_with_reason:,} line(s) carry a fallback_reason"
         return text + "".join(f"\nFALLBACK {f}" for f in self.fallbacks)
@@ -166,16 +175,24 @@ def run(cfg: Config, run_date: dt.date) -> PlanResult:
     inv_path = _require(clean, "inventory", run_date, "'inventory' (clean)",
                         f"run ingest and validate_raw for {run_date} first")
     store_ids = read_partition(clean, "inventory", run_date, columns=["store_id"])
-    n_stores = len(pd.unique(store_ids.column("store_id").to_numpy()))
-    if n_stores == 0:
+    present = set(pd.unique(store_ids.column("store_id").to_numpy()).tolist())
+    if not present:
         raise ValueError(f"table 'inventory' (clean): partition date={run_date} has no rows, "
                          "so there is no active pair to plan")
+    subset = tuple(cfg.stores)
+    absent = sorted(set(subset) - present)
+    if absent:
+        raise ValueError(f"stores {absent} (REPLENISH_STORES / the DAG's stores param) have no "
+                         f"rows in table 'inventory' (clean), partition date={run_date}")
+    n_stores = len(subset) if subset else len(present)
     pcfg = plan_config(cfg)
     minimums = _supplier_minimums(cfg, run_date)
 
     spark = get_spark(cfg, "replenish-plan")
     inv = spark.read.parquet(str(inv_path)).select(
         "store_id", "sku_id", "on_hand", "on_order", *EXPIRY_COLUMNS)
+    if subset:
+        inv = inv.where(F.col("store_id").isin(list(subset)))
     skus = spark_snapshot(spark, clean, "skus", run_date).select("sku_id", *_SKU_ATTRS)
     stores = spark_snapshot(spark, clean, "stores", run_date).select("store_id",
                                                                       *STORE_COLUMNS)
@@ -200,9 +217,15 @@ def run(cfg: Config, run_date: dt.date) -> PlanResult:
         po_stats = po.agg(F.count("*").alias("n"),
                           F.sum(F.when(~F.col("min_order_met"), 1).otherwise(0))
                           .alias("below")).first()
-        plan.drop("_seconds").orderBy("store_id", "sku_id").write.parquet(
+        kept = 0
+        out_plan, out_po = plan.drop("_seconds"), po
+        if subset:
+            out_plan, kept = _with_other_stores(spark, cfg, "plans", run_date, subset, out_plan)
+            out_po, _ = _with_other_stores(spark, cfg, "purchase_orders", run_date, subset,
+                                           out_po)
+        out_plan.orderBy("store_id", "sku_id").write.parquet(
             str(partition_dir(staging, "plans", run_date)))
-        po.orderBy("po_id").write.parquet(
+        out_po.orderBy("po_id").write.parquet(
             str(partition_dir(staging, "purchase_orders", run_date)))
         for table in ("plans", "purchase_orders"):
             final = partition_dir(cfg.lake, table, run_date)
@@ -225,10 +248,25 @@ def run(cfg: Config, run_date: dt.date) -> PlanResult:
         purchase_orders=int(po_stats["n"]), po_below_min=int(po_stats["below"] or 0),
         solve_seconds=float(per_store["seconds"].sum()),
         slowest_store_seconds=float(per_store["seconds"].max()),
-        seconds=round(time.perf_counter() - t0, 1), fallbacks=fallbacks)
+        seconds=round(time.perf_counter() - t0, 1), fallbacks=fallbacks, kept_stores=kept)
     for line in fallbacks:
         log.warning("plan %s: fallback %s", run_date, line)
     return result
+
+
+def _with_other_stores(spark, cfg: Config, table: str, run_date: dt.date,
+                       subset: tuple[int, ...], rows):
+    """``rows`` (the re-planned ``subset`` of stores) plus the other stores' rows of the
+    date's existing partition, if there is one; (frame, number of stores kept)."""
+    from pyspark.sql import functions as F
+
+    path = partition_dir(cfg.lake, table, run_date)
+    if not path.is_dir():
+        return rows, 0
+    old = spark.read.parquet(str(path)).where(~F.col("store_id").isin(list(subset)))
+    kept = old.select("store_id").distinct().count()
+    # read while writing the staging copy, before the partition is replaced
+    return rows.unionByName(old.select(*rows.columns)), kept
 
 
 def _store_stats(plan):

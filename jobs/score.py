@@ -226,10 +226,32 @@ def run(cfg: Config, run_date: dt.date) -> ScoreResult:
     out = out[list(FORECAST_COLUMNS)].sort_values(["store_id", "sku_id", "horizon"])
     out["run_date"] = out["run_date"].dt.date
     out["target_date"] = pd.to_datetime(out["target_date"]).dt.date
+    if cfg.stores:
+        out = _with_other_stores(cfg, run_date, out)
     table = pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False)
     write_partition(cfg.lake, "forecasts", run_date, table, schema=table.schema)
     return ScoreResult(run_date, len(active), len(out), model_name, version, fallback,
                        tuple(member_flags), round(time.perf_counter() - t0, 1))
+
+
+def _with_other_stores(cfg: Config, run_date: dt.date, out: pd.DataFrame) -> pd.DataFrame:
+    """``cfg.stores``: the fresh rows of those stores plus every other store's rows of the
+    existing partition (the model always sees every store, so a store's forecast does not
+    depend on which stores were asked for)."""
+    subset = list(cfg.stores)
+    absent = sorted(set(subset) - set(out["store_id"].unique().tolist()))
+    if absent:
+        raise ValueError(f"stores {absent} (REPLENISH_STORES / the DAG's stores param) have no "
+                         f"rows in table 'features', partition date={run_date}")
+    mine = out.loc[out["store_id"].isin(subset)]
+    if run_date not in list_dates(cfg.lake, "forecasts"):
+        log.warning("score %s: no earlier forecasts partition; only stores %s written",
+                    run_date, subset)
+        return mine
+    old = read_partition(cfg.lake, "forecasts", run_date).to_pandas()
+    old = old.loc[~old["store_id"].isin(subset), list(FORECAST_COLUMNS)]
+    return pd.concat([old, mine], ignore_index=True).sort_values(
+        ["store_id", "sku_id", "horizon"], ignore_index=True)
 
 
 def _zeros(keys: pd.DataFrame, run_date: dt.date, horizon: int) -> pd.DataFrame:

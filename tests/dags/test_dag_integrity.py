@@ -91,3 +91,22 @@ def test_business_dates():
     assert intraday_slot(utc) == (dt.date(2025, 5, 1), 16)
     with pytest.raises(ValueError, match="logical_date"):
         business_date({})
+
+
+def test_params_are_applied_or_refused(tmp_path):
+    import json
+
+    from jobs.airflow_tasks import apply_params
+    from jobs.config import Config
+
+    cfg = Config(home=tmp_path)
+    assert apply_params(cfg, {"stores": "4,2", "scenario": ""}).stores == (2, 4)
+    assert apply_params(cfg, {"stores": ""}).stores == ()
+    with pytest.raises(ValueError, match="no generated world"):
+        apply_params(cfg, {"scenario": "small"})
+    (tmp_path / "world.json").write_text(json.dumps({"scenario": "tiny"}))
+    assert apply_params(cfg, {"scenario": "tiny"}) == cfg
+    with pytest.raises(ValueError, match="scenario='small'.*is 'tiny'"):
+        apply_params(cfg, {"scenario": "small"})
+    with pytest.raises(ValueError, match="stores: 'x'"):
+        apply_params(cfg, {"stores": "1,x"})

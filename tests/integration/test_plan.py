@@ -217,3 +217,35 @@ def test_missing_forecasts_partition_is_a_clear_error(night):
     later = D + dt.timedelta(days=1)
     with pytest.raises(FileNotFoundError, match=f"'forecasts': partition date={later}"):
         plan.run(cfg, later)
+
+
+def test_a_store_subset_is_replanned_and_the_other_stores_kept(night, tmp_path):
+    import shutil
+
+    cfg0, _, lines, po = night
+    cfg = cfg0.replace(home=tmp_path / "copy")
+    shutil.copytree(cfg0.home, cfg.home)
+    # store 1's forecasts triple: only store 1 may change, stores 2 and 3 are kept as they are
+    fc = read_partition(cfg.lake, "forecasts", D).to_pandas()
+    one = fc["store_id"] == 1
+    fc.loc[one, ["mean", *QUANTILE_COLUMNS]] = fc.loc[one, ["mean", *QUANTILE_COLUMNS]] * 3
+    table = pa.Table.from_pandas(fc, preserve_index=False)
+    write_partition(cfg.lake, "forecasts", D, table, schema=table.schema)
+    result = plan.run(cfg.replace(stores=(1,)), D)
+    assert result.stores == 1 and result.kept_stores == 2
+    assert "kept from the previous run" in result.summary()
+    after = _read(cfg, "plans")
+    keys = ["store_id", "sku_id"]
+    assert sorted(map(tuple, after[keys].to_numpy())) == sorted(map(tuple, lines[keys].to_numpy()))
+    others = lines.loc[lines["store_id"] != 1].sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        after.loc[after["store_id"] != 1].sort_values(keys, ignore_index=True), others)
+    mine = after.loc[after["store_id"] == 1, "order_units"].sum()
+    assert mine > lines.loc[lines["store_id"] == 1, "order_units"].sum()
+    new_po = _read(cfg, "purchase_orders")
+    pd.testing.assert_frame_equal(
+        new_po.loc[new_po["store_id"] != 1].sort_values("po_id", ignore_index=True),
+        po.loc[po["store_id"] != 1].sort_values("po_id", ignore_index=True))
+    assert new_po.loc[new_po["store_id"] == 1, "order_units"].sum() == mine
+    with pytest.raises(ValueError, match=r"stores \[7\].*'inventory' \(clean\).*2025-03-10"):
+        plan.run(cfg.replace(stores=(1, 7)), D)

@@ -87,3 +87,14 @@ def test_readme_lists_every_environment_variable():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [var for var in ENV_VARS if f"`{var}`" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
+
+
+def test_store_subset_parses_from_env_and_rejects_non_ids():
+    from jobs.config import parse_stores
+
+    assert load_config(env={"REPLENISH_STORES": " 7, 3,,7 "}).stores == (3, 7)
+    assert load_config(env={}).stores == ()
+    assert parse_stores([2, 1]) == (1, 2)
+    for bad in ("1,x", "0", "-2", "1.5", [True]):
+        with pytest.raises(ValueError, match="stores: .* is not a store id"):
+            parse_stores(bad)
