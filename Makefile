@@ -70,9 +70,9 @@ lint: install ## ruff on everything, mypy on the pure packages
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: install ## run the benchmarks and update bench/RESULTS.md
-	$(BIN)/python bench/bench_generate.py
-	$(BIN)/python bench/bench_features.py
+bench: install ## every benchmark side by side, peers included, into bench/RESULTS.md (< 1 h; QUICK=1: minutes)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python bench/run_all.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 AIRFLOW_ENV = PATH="$(abspath $(BIN)):$$PATH" REPLENISH_HOME="$(abspath $(REPLENISH_HOME))" \
   AIRFLOW_HOME="$(abspath $(REPLENISH_HOME))/airflow" AIRFLOW__CORE__DAGS_FOLDER="$(abspath dags)" \

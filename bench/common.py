@@ -3,14 +3,18 @@ replacing one section of bench/RESULTS.md while keeping the others."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-__all__ = ["REPO", "RESULTS", "machine", "command", "update_results", "machine_line"]
+__all__ = ["REPO", "RESULTS", "machine", "command", "update_results", "machine_line",
+           "LoadSampler", "md_table", "verdict", "verdict_lines", "TreePeak"]
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -84,3 +88,125 @@ def update_results(path: Path, section: str) -> None:
 def machine_line(info: dict[str, str]) -> str:
     return (f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
             f"Python {info['python']}, {info['arch']}. Date: {info['date']} (UTC).")
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every ``every`` seconds while a benchmark runs:
+    how busy the (shared) machine was meanwhile."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        self.samples: list[float] = []
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(self.every)
+
+    def start(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def describe(self, nproc: str | int) -> str:
+        if not self.samples:
+            return "load average not sampled."
+        mean = sum(self.samples) / len(self.samples)
+        return (f"the machine's 1-minute load average during the run: mean {mean:.1f}, "
+                f"max {max(self.samples):.1f} on {nproc} CPUs (above {nproc}: other work "
+                "competed for the CPUs, so wall times are pessimistic).")
+
+
+class TreePeak:
+    """Peak RSS (MB) of a process and all its descendants (a CLI and its Spark JVM), summed,
+    sampled every ``every`` seconds until ``stop``."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total / 2**20)
+            self._stop.wait(self.every)
+
+    def start(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def md_table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    """A Markdown table as lines; the first column left-aligned, the others right."""
+    align = align or ":---" + "|---:" * (len(header) - 1)
+    out = ["| " + " | ".join(header) + " |", "|" + align + "|"]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def verdict(ok: bool, miss: float = float("nan"), word: str = "over") -> str:
+    """``PASS``, or ``MISS (+12% over)`` with the relative miss when it is known."""
+    if ok:
+        return "PASS"
+    return f"MISS ({miss:+.0%} {word})" if math.isfinite(miss) else "MISS"
+
+
+_VERDICT = re.compile(r"\b(PASS|MISS)\b")
+
+
+def verdict_lines(text: str) -> list[str]:
+    """The PASS/MISS lines of a benchmark's output, one per check, for a summary: a table row
+    whose cells hold PASS or MISS becomes its non-empty cells joined by ' | ' (a row of more
+    than 5 cells: its first cell and its verdict cells, each named by its column); any other
+    line holding PASS or MISS is kept as it is. Duplicates (a table printed twice) go."""
+    seen: dict[str, None] = {}
+    lines = [raw.strip() for raw in text.splitlines()]
+    header: list[str] = []
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    for i, line in enumerate(lines):
+        if line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|") \
+                and set(lines[i + 1]) <= set("|-: "):
+            header = cells(line)
+            continue
+        if not _VERDICT.search(line) or set(line) <= set("|-: "):
+            continue
+        if line.startswith("|"):
+            row = cells(line)
+            if len(row) > 5 and len(header) == len(row):
+                line = f"{row[0]}: " + "; ".join(f"{h} {c}" for h, c in zip(header, row,
+                                                                              strict=True)
+                                                 if _VERDICT.search(c))
+            else:
+                line = " | ".join(c for c in row if c and c != "-")
+        seen.setdefault(line, None)
+    return list(seen)

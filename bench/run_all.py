@@ -1,0 +1,240 @@
+#!/usr/bin/env python
+"""Run every benchmark in ``bench/`` in sequence, within a time budget, and summarise.
+
+What ``make bench`` runs (``make bench QUICK=1``: ``--quick``). Each script runs as its own
+subprocess (its own process group) with its output shown as it comes and kept in a log; each
+updates its own section of ``bench/RESULTS.md``. A script that is not there yet is skipped
+with a message; ``--quick`` is passed only to scripts whose ``--help`` offers it. A script
+gets at most its own cap and never more than what is left of ``--budget``: past that it is
+stopped (SIGTERM to its process group, then SIGKILL) and reported as TIMEOUT, and the scripts
+after it are skipped.
+
+At the end the runner prints, and writes to the "Summary (`make bench`)" section of
+``RESULTS.md``, one line per script (status, wall time) and every PASS/MISS line the
+scripts printed (``common.verdict_lines``), with the machine, the date and the load average
+during the run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    REPO,
+    RESULTS,
+    LoadSampler,
+    command,
+    machine,
+    machine_line,
+    md_table,
+    update_results,
+    verdict_lines,
+)
+
+SECTION = "## Summary (`make bench`)"
+BENCH = REPO / "bench"
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    cap_min: float        # at most this many minutes (full run)
+    quick_cap_min: float  # with --quick
+    what: str
+
+
+#: In order. Caps: a full run of all of them fits an hour on 2 quiet CPUs (see README).
+SCRIPTS: tuple[Script, ...] = (
+    Script("bench_generate.py", 8, 3, "generator: small and medium worlds"),
+    Script("bench_features.py", 12, 4, "ingest, validate, features on medium"),
+    Script("bench_models.py", 20, 5, "train + backtest on small and store-item, score medium"),
+    Script("bench_plan.py", 12, 4, "8,000-SKU store, medium plan CBC vs HiGHS, simulator on small"),
+    Script("bench_peers.py", 15, 5, "accuracy vs statsforecast and mlforecast"),
+    Script("bench_scale.py", 25, 6, "every nightly stage on tiny..medium + a blinkit slice"),
+)
+
+
+@dataclass
+class Outcome:
+    script: Script
+    status: str                      # PASS-ran | FAILED | TIMEOUT | SKIPPED | MISSING
+    seconds: float = 0.0
+    code: int | None = None
+    log: Path | None = None
+    verdicts: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def _say(msg: str) -> None:
+    print(f"[run_all {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _offers(path: Path, option: str) -> bool:
+    """Whether ``path --help`` mentions ``option`` (so it is safe to pass)."""
+    try:
+        res = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
+                             text=True, timeout=120, cwd=REPO)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in res.stdout
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_script(script: Script, args: list[str], timeout_s: float, log: Path) -> Outcome:
+    """Run one script, echoing its output, stopped after ``timeout_s``."""
+    path = BENCH / script.name
+    cmd = [sys.executable, str(path), *args]
+    _say(f"{script.name}: {' '.join(cmd[1:])} (at most {timeout_s / 60:.0f} min)")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    t0 = time.perf_counter()
+    timed_out = False
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+
+        def watchdog() -> None:
+            nonlocal timed_out
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    _say(f"{script.name}: over {timeout_s / 60:.0f} min, stopping it")
+                    _stop(proc)
+                    return
+                time.sleep(1)
+
+        import threading
+
+        dog = threading.Thread(target=watchdog, daemon=True)
+        dog.start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            fh.write(line)
+        code = proc.wait()
+        dog.join()
+    seconds = time.perf_counter() - t0
+    text = log.read_text(errors="replace")
+    status = "TIMEOUT" if timed_out else ("ran" if code == 0 else "FAILED")
+    return Outcome(script, status, seconds, code, log, verdict_lines(text))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench/run_all.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="pass --quick to every script (a few minutes each)")
+    p.add_argument("--only", default="",
+                   help="comma-separated scripts to run (e.g. bench_peers,bench_scale)")
+    p.add_argument("--skip", default="", help="comma-separated scripts to leave out")
+    p.add_argument("--budget", type=float, default=None,
+                   help="minutes for the whole run (default 58, --quick 25)")
+    p.add_argument("--logs", type=Path, default=None,
+                   help="folder for the scripts' logs (default: a temporary folder)")
+    p.add_argument("--out", default=str(RESULTS),
+                   help="RESULTS.md to update ('-' to only print); passed to every script")
+    return p
+
+
+def _names(text: str) -> set[str]:
+    return {n.strip().removesuffix(".py") for n in text.split(",") if n.strip()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    budget_s = 60 * (args.budget if args.budget is not None else 25 if args.quick else 58)
+    only, skip = _names(args.only), _names(args.skip)
+    logs = args.logs or Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-logs-{os.getpid()}"
+    logs.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    load = LoadSampler(every=30).start()
+    outcomes: list[Outcome] = []
+    try:
+        for script in SCRIPTS:
+            stem = script.name.removesuffix(".py")
+            if (only and stem not in only) or stem in skip:
+                continue
+            path = BENCH / script.name
+            if not path.exists():
+                _say(f"{script.name}: not in bench/ yet, skipped")
+                outcomes.append(Outcome(script, "MISSING", note="script not in bench/ yet"))
+                continue
+            left = budget_s - (time.monotonic() - started)
+            if left < 60:
+                _say(f"{script.name}: skipped, the {budget_s / 60:.0f}-minute budget is spent")
+                outcomes.append(Outcome(script, "SKIPPED", note="time budget spent"))
+                continue
+            extra: list[str] = []
+            if args.quick:
+                if _offers(path, "--quick"):
+                    extra.append("--quick")
+                else:
+                    _say(f"{script.name}: has no --quick; running it as it is")
+            if _offers(path, "--out"):
+                extra += ["--out", args.out]
+            cap = 60 * (script.quick_cap_min if args.quick else script.cap_min)
+            outcomes.append(run_script(script, extra, min(cap, left),
+                                       logs / f"{script.name}.log"))
+    finally:
+        load.stop()
+    total = time.monotonic() - started
+    info = machine()
+    text = summary(outcomes, info, load, total, args.quick, logs)
+    print("\n" + text)
+    if args.out != "-":
+        update_results(Path(args.out), text)
+    bad = [o for o in outcomes if o.status in ("FAILED", "TIMEOUT")]
+    return 1 if bad else 0
+
+
+def summary(outcomes: list[Outcome], info: dict[str, str], load: LoadSampler, total: float,
+            quick: bool, logs: Path) -> str:
+    lines = [SECTION, "", f"Command: `{command()}` (from the repository root; `make bench"
+             f"{' QUICK=1' if quick else ''}` runs it)", "", machine_line(info), "",
+             f"Total wall time {total / 60:.1f} min; {load.describe(info['nproc'])}", ""]
+    rows = []
+    for o in outcomes:
+        status = {"ran": "ran (exit 0)", "FAILED": f"FAILED (exit {o.code})"}.get(
+            o.status, o.status)
+        n_pass = sum(1 for v in o.verdicts if "PASS" in v and "MISS" not in v)
+        n_miss = sum(1 for v in o.verdicts if "MISS" in v)
+        rows.append([f"`{o.script.name}`", o.script.what, status,
+                     f"{o.seconds / 60:,.1f}" if o.seconds else "-", f"{n_pass}", f"{n_miss}",
+                     o.note or "-"])
+    lines += md_table(["script", "measures", "status", "min", "PASS", "MISS", "note"], rows,
+                      ":---|:---|:---|---:|---:|---:|:---") + [""]
+    lines += ["PASS/MISS lines, as each script printed them:", ""]
+    for o in outcomes:
+        if o.verdicts:
+            lines += [f"- `{o.script.name}`:"] + [f"  - {v}" for v in o.verdicts]
+    if not any(o.verdicts for o in outcomes):
+        lines.append("- (none)")
+    lines += ["", f"Logs of this run: `{logs}` (not kept in the repository).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
