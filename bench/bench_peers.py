@@ -259,7 +259,7 @@ def _inputs(cfg, run_date: dt.date, ens):
     from jobs.train import load_feature_rows
     from models.objective import unit_costs
 
-    span = ens.train_days + ens.horizon * (ens.n_cutoffs + 1)
+    span = ens.train_days + ens.horizon * (ens.n_cutoffs + ens.validation_origins)
     start = run_date - dt.timedelta(days=span - 1)
     rows = load_feature_rows(cfg, start, run_date, ens.max_series, ens.seed)
     skus = read_snapshot(cfg.lake / "clean", "skus", run_date).to_pandas()

@@ -1,7 +1,7 @@
 """``replenish run train --date D``: backtest, fit, register and gate the forecasting ensemble.
 
 1. Reads the feature rows of the days the backtest and the final fit need (``train_days`` plus
-   ``n_cutoffs + 1`` weeks up to D) for a seeded sample of the pairs active on D
+   ``n_cutoffs + validation_origins`` weeks up to D) for a seeded sample of the pairs active on D
    (``max_series``), with the store clusters of D (``replenish run cluster``) joined.
 2. Backtests (``models.backtest``): every member, the ensemble (weights learnt out of sample)
    and the baselines, per horizon and cluster; on generated data also the oracle (the true
@@ -63,8 +63,8 @@ class TrainResult:
     def summary(self) -> str:
         lines = [f"train {self.run_date}: version {self.version} -> @{self.alias} "
                  f"({self.gate}); MLflow run {self.run_id}; {self.seconds:.0f} s"]
-        cols = [c for c in ("model", "wape", "rmsse", "bias", "coverage_q80", "coverage_q95",
-                            "business_cost") if c in self.overall.columns]
+        cols = [c for c in ("model", "wape", "wape_q50", "rmsse", "bias", "coverage_q80",
+                            "coverage_q95", "business_cost") if c in self.overall.columns]
         lines.append(self.overall[cols].to_string(index=False, float_format="%.3f"))
         lines += [f"flag: {f}" for f in self.flags]
         return "\n".join(lines)
@@ -122,7 +122,7 @@ def _oracle(cfg: Config, start: dt.date, end: dt.date) -> pd.DataFrame | None:
     from jobs.lake import read_range
 
     t = read_range(cfg.truth, "demand", dates[0], dates[-1],
-                   columns=["store_id", "sku_id", "expected_demand"])
+                   columns=["store_id", "sku_id", "expected_demand", "nb_dispersion"])
     return t.to_pandas()
 
 
@@ -218,7 +218,7 @@ def run(cfg: Config, run_date: dt.date, *, ens: Any = None) -> TrainResult:
 
     t0 = time.perf_counter()
     ens = ens or ensemble_config(cfg)
-    span = ens.train_days + ens.horizon * (ens.n_cutoffs + 1)
+    span = ens.train_days + ens.horizon * (ens.n_cutoffs + ens.validation_origins)
     start = run_date - dt.timedelta(days=span - 1)
     rows = load_feature_rows(cfg, start, run_date, ens.max_series, ens.seed)
     costs = _costs(cfg, run_date, ens)
@@ -275,12 +275,13 @@ def run(cfg: Config, run_date: dt.date, *, ens: Any = None) -> TrainResult:
     _plots(folder, result, model, rows)
     overall = result.overall
     with mlflow.start_run(experiment_id=exp, run_name=f"train {run_date}", tags=tags) as parent:
+        mlflow.log_metrics(_weight_metrics(weights))
         mlflow.log_params({**ens.params(), "data_start": start.isoformat(),
                            "data_end": run_date.isoformat(), "n_series": result.n_series,
                            "cutoffs": ",".join(str(c.date()) for c in result.eval_cutoffs)})
         for r in overall.itertuples():
-            for metric in ("wape", "rmsse", "mape", "bias", "coverage_q80", "coverage_q95",
-                           "business_cost", "pinball_q50", "pinball_q95"):
+            for metric in ("wape", "wape_q50", "rmsse", "mape", "bias", "coverage_q80",
+                           "coverage_q95", "business_cost", "pinball_q50", "pinball_q95"):
                 value = getattr(r, metric, float("nan"))
                 if isinstance(value, float) and math.isfinite(value):
                     mlflow.log_metric(f"{metric}_{r.model}", value)
@@ -345,6 +346,15 @@ def run(cfg: Config, run_date: dt.date, *, ens: Any = None) -> TrainResult:
                        round(time.perf_counter() - t0, 1), tuple(flags))
 
 
+def _weight_metrics(weights: pd.DataFrame) -> dict[str, float]:
+    """``weight_<column>_<model>`` of the all-rows segment (every segment's weights are in
+    the ``weights.csv`` artifact)."""
+    w = weights.loc[weights["segment"] == "*"]
+    column = w["column"] if "column" in w.columns else pd.Series("mean", index=w.index)
+    return {f"weight_{c}_{m}": float(v)
+            for c, m, v in zip(column, w["model"], w["weight"], strict=True)}
+
+
 def _fmt(row: pd.DataFrame, col: str) -> str:
     if row.empty or col not in row.columns:
         return "nan"
@@ -364,8 +374,9 @@ def _write_tables(folder: Path, result: Any, weights: pd.DataFrame) -> None:
     result.by_cutoff.to_csv(folder / "backtest_by_cutoff.csv", index=False)
     result.weights.to_csv(folder / "weights_by_origin.csv", index=False)
     weights.to_csv(folder / "weights.csv", index=False)
-    cols = [c for c in ("model", "n", "wape", "rmsse", "mape", "bias", "coverage_q80",
-                        "coverage_q95", "business_cost") if c in result.overall.columns]
+    cols = [c for c in ("model", "n", "wape", "wape_q50", "rmsse", "mape", "bias",
+                        "coverage_q80", "coverage_q95", "business_cost")
+            if c in result.overall.columns]
     (folder / "backtest.md").write_text(
         "# Backtest\n\nOrigins scored: " + ", ".join(str(c.date()) for c in result.eval_cutoffs)
         + f"; {result.n_series} series.\n\n" + result.overall[cols].to_markdown(
@@ -438,10 +449,13 @@ def _plots(folder: Path, result: Any, model: Any, rows: pd.DataFrame) -> None:
         fig.savefig(folder / "feature_importance.png", dpi=90, bbox_inches="tight")
         xgb.feature_importance().to_csv(folder / "feature_importance.csv", index=False)
     fig, ax = plt.subplots(figsize=(7, 4))
-    w = model.weights.pivot_table(index="segment", columns="model", values="weight")
+    weights = model.weights
+    if "column" in weights.columns:  # one set per forecast column: plot the point forecast's
+        weights = weights.loc[weights["column"] == "mean"]
+    w = weights.pivot_table(index="segment", columns="model", values="weight")
     w.plot.bar(stacked=True, ax=ax)
     ax.set_ylabel("weight")
-    ax.set_title("Ensemble weights per store cluster ('*' = all)")
+    ax.set_title("Ensemble weights of the mean per store cluster ('*' = all)")
     fig.savefig(folder / "weights.png", dpi=90, bbox_inches="tight")
     plt.close(fig)
 
@@ -474,7 +488,7 @@ def due(cfg: Config, run_date: dt.date, force: bool = False) -> tuple[bool, str]
     from models import registry
 
     ens = ensemble_config(cfg)
-    need = MIN_HISTORY_DAYS + ens.horizon * (ens.n_cutoffs + 1)
+    need = MIN_HISTORY_DAYS + ens.horizon * (ens.n_cutoffs + ens.validation_origins)
     have = [d for d in list_dates(cfg.lake, "features")
             if run_date - dt.timedelta(days=need + 60) <= d <= run_date]
     if len(have) < need:

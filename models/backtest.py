@@ -3,20 +3,25 @@
 ``backtest(rows, cfg, ...)`` takes feature-table rows (``features.catalog``: keys, labels and
 features, plus the store ``cluster``) and:
 
-1. picks ``cfg.n_cutoffs + 1`` origins ``models.ensemble.rolling_origin_cutoffs`` (step =
-   horizon, so the windows tile the last weeks) and a seeded sample of at most
-   ``cfg.max_series`` series (the same at every origin);
+1. picks ``cfg.validation_origins + cfg.n_cutoffs`` origins
+   ``models.ensemble.rolling_origin_cutoffs`` (step = horizon, so the windows tile the last
+   weeks) and a seeded sample of at most ``cfg.max_series`` series (the same at every
+   origin);
 2. at every origin ``c`` fits each member and the baselines (seasonal naive, moving average)
    on the ``cfg.train_days`` days up to ``c`` and forecasts days ``c+1 .. c+H`` (XGBoost from
    the feature rows of those days: their covariates are taken as known, weather included);
 3. scores the ensemble out of sample: at origin k its weights are learnt on the members'
-   forecasts of origins 0..k-1 only, so the first origin serves only as validation and the
-   **last ``n_cutoffs`` origins are the evaluation window** of every model;
+   forecasts of origins 0..k-1 only, so the first ``cfg.validation_origins`` origins serve
+   only as validation and the **last ``n_cutoffs`` origins are the evaluation window** of
+   every model;
 4. computes ``models.metrics.evaluate`` per model, per model x horizon, per model x segment
    (store cluster) and per model x cutoff, against the corrected demand (``demand``) of the
    target days, with the business cost from each SKU's real (unbounded) costs; with
    ``oracle`` (the generator's expected demand: store_id, sku_id, date, expected_demand) an
-   ``oracle`` row too.
+   ``oracle`` row too: its ``mean`` is the true expected demand and, when ``oracle`` also has
+   ``nb_dispersion`` (the size of the generator's negative binomial), its quantiles are
+   those of that distribution (``oracle_quantiles``), so its ``q50`` is the true median and
+   ``wape_q50`` compares medians with medians.
 
 Rows of the target days without a known demand (censored, no sales) are not scored; a series
 whose forecast lacks a target day is scored on the days it has.
@@ -40,10 +45,10 @@ from models.ensemble_model import (
     training_frame,
 )
 from models.metrics import evaluate
-from models.protocol import KEY, ModelConfig
+from models.protocol import KEY, ModelConfig, quantile_columns
 
 __all__ = ["BacktestResult", "backtest", "sample_series", "complete_future", "date_window",
-           "BASELINES", "ENSEMBLE", "ORACLE"]
+           "oracle_quantiles", "BASELINES", "ENSEMBLE", "ORACLE"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,27 @@ def date_window(rows: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Da
     return rows.loc[(d > lo) & (d <= hi)]
 
 
+def oracle_quantiles(mean: np.ndarray, size: np.ndarray,
+                     quantiles: tuple[float, ...]) -> np.ndarray:
+    """(n, len(quantiles)) quantiles of a negative binomial with mean ``mean`` and size
+    ``size`` (variance mean + mean^2 / size): the generator's demand distribution. 0 where
+    the mean is 0; Poisson where the size is not finite or not positive."""
+    from scipy import stats
+
+    mean = np.asarray(mean, dtype="float64")
+    size = np.asarray(size, dtype="float64")
+    out = np.zeros((len(mean), len(quantiles)))
+    pos = mean > 0
+    nb = pos & np.isfinite(size) & (size > 0)
+    po = pos & ~nb
+    for j, q in enumerate(quantiles):
+        if nb.any():
+            out[nb, j] = stats.nbinom.ppf(q, size[nb], size[nb] / (size[nb] + mean[nb]))
+        if po.any():
+            out[po, j] = stats.poisson.ppf(q, mean[po])
+    return out
+
+
 def _costs_on(frame: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
     if costs is None:
         return frame
@@ -113,7 +139,8 @@ def backtest(rows: pd.DataFrame, cfg: EnsembleConfig, calendar: pd.DataFrame | N
     keys = sample_series(rows, cfg.max_series, cfg.seed)
     rows = rows.merge(keys, on=list(KEY), how="inner")
     h = cfg.horizon
-    cutoffs = rolling_origin_cutoffs(rows["date"], n_cutoffs=cfg.n_cutoffs + 1, horizon=h,
+    warm = cfg.validation_origins
+    cutoffs = rolling_origin_cutoffs(rows["date"], n_cutoffs=cfg.n_cutoffs + warm, horizon=h,
                                      min_train_days=28)
     segments = (rows.sort_values("date").drop_duplicates(list(KEY), keep="last")
                 [[*KEY, "cluster"]].assign(segment=lambda d: d["cluster"].astype(str))
@@ -158,9 +185,14 @@ def backtest(rows: pd.DataFrame, cfg: EnsembleConfig, calendar: pd.DataFrame | N
                 "store_id": o["store_id"], "sku_id": o["sku_id"], "target_date": o["date"],
                 "horizon": ((o["date"] - cut) // pd.Timedelta(days=1)).astype("int64"),
                 "mean": o["expected_demand"].astype("float64")})
+            if "nb_dispersion" in o.columns:
+                q = oracle_quantiles(o["expected_demand"].to_numpy(),
+                                     o["nb_dispersion"].to_numpy(), tuple(cfg.quantiles))
+                for j, col in enumerate(quantile_columns(cfg.quantiles)):
+                    fcs[ORACLE][col] = q[:, j]
         member_fc[cut] = fcs
         members_here = [m for m in cfg.members if m in fcs]
-        if k >= 1 and members_here:
+        if k >= warm and members_here:
             past = [c for c in cutoffs[:k]]
             stacked = {m: pd.concat([member_fc[c][m] for c in past if m in member_fc[c]],
                                     ignore_index=True) for m in members_here}
@@ -169,11 +201,11 @@ def backtest(rows: pd.DataFrame, cfg: EnsembleConfig, calendar: pd.DataFrame | N
             weights = learn_weights(stacked, past_act, segments, cfg, costs)
             weight_rows.append(weights.assign(cutoff=cut))
             fcs[ENSEMBLE] = combine({m: fcs[m] for m in stacked}, weights, segments)
-        if k >= 1:
+        if k >= warm:
             for name, fc in fcs.items():
                 scored.append(fc.assign(model=name, cutoff=cut))
 
-    eval_cutoffs = cutoffs[1:]
+    eval_cutoffs = cutoffs[warm:]
     forecasts = pd.concat(scored, ignore_index=True)
     actuals = pd.concat([actual_by[c] for c in eval_cutoffs], ignore_index=True)
     actuals = actuals.merge(segments, on=list(KEY), how="left")

@@ -14,9 +14,19 @@ forecasts:
   dual (k constraints for k members; 0.3 s for 20,000 rows). Exact where SLSQP on a
   non-smooth objective stalls, and on the simplex by construction (no clipping and
   renormalising). Above ``max_rows`` rows a seeded sample of rows is used.
-* Shrinkage towards the prior (the case study's 0.4/0.3/0.2/0.1): with n validation rows,
-  ``w = n / (n + shrinkage) * w_opt + shrinkage / (n + shrinkage) * prior``, a credibility
-  blend that stays on the simplex; a segment with fewer than ``min_rows`` rows gets the prior.
+* Shrinkage, a credibility blend that stays on the simplex: with n validation rows,
+  ``w = n / (n + shrinkage) * w_opt + shrinkage / (n + shrinkage) * anchor``. The weights of
+  all rows (segment ``"*"``) are shrunk towards the prior (the case study's
+  0.4/0.3/0.2/0.1); a segment's towards the weights of all rows, so a small segment borrows
+  what the pooled validation rows say instead of falling back to the case study's guess. A
+  segment with fewer than ``min_rows`` rows gets its anchor.
+* Quantiles (``per_quantile=True``, the default): each quantile column ``q<p>`` every member
+  has gets its own weights, from the same LP with the pinball loss at tau = p / 100
+  (under = tau, over = 1 - tau), shrunk the same way: a member whose intervals are too
+  narrow or too wide weighs less in the upper quantiles than in the point forecast, and
+  ``q50``, the median forecast (WAPE's optimum), is the pinball-0.5 (absolute error)
+  combination of the members' medians. ``per_quantile=False``: every column uses the point
+  forecast's weights.
 * Prior of the members present: the prior's weight of each member (members the prior does not
   name get 1 / number of members), renormalised to sum to 1.
 
@@ -25,11 +35,12 @@ sku_id, target_date and horizon (so several backtest cutoffs can be stacked); ro
 the join are counted in the log.
 
 ``combine`` takes a weighted mean of the members' ``mean`` and, level by level, of their
-quantiles (quantile averaging, "Vincentization": the combined quantile function is the
-weighted mean of the members'; its spread is the members' average spread, narrower than the
-mixture of their distributions, which also carries their disagreement), then clips at 0 and
-takes a running max across levels so the quantiles stay monotone. Where a member lacks a row
-the weights of the members that have it are renormalised (equal weights if they are all 0).
+quantiles, each column with its weights (quantile averaging, "Vincentization": the combined
+quantile function is a weighted mean of the members'; its spread is an average spread,
+narrower than the mixture of their distributions, which also carries their disagreement),
+then clips at 0 and takes a running max across levels so the quantiles stay monotone. Where a
+member lacks a row the weights of the members that have it are renormalised (equal weights if
+they are all 0).
 """
 from __future__ import annotations
 
@@ -113,7 +124,8 @@ class EnsembleWeights:
     def __init__(self, prior: Mapping[str, float] = PRIOR, objective: str = "wape",
                  shrinkage: float = 50.0, min_rows: int = 28, max_rows: int = 50_000,
                  costs: tuple[str, str] = ("under_cost", "over_cost"),
-                 segment_col: str = "segment", seed: int = 42) -> None:
+                 segment_col: str = "segment", seed: int = 42,
+                 per_quantile: bool = True) -> None:
         if objective not in _OBJECTIVES:
             raise ValueError(f"EnsembleWeights: objective must be one of {_OBJECTIVES}, "
                              f"got {objective!r}")
@@ -122,12 +134,16 @@ class EnsembleWeights:
                              "max_rows >= 1")
         self.prior, self.objective, self.shrinkage = dict(prior), objective, shrinkage
         self.min_rows, self.max_rows, self.costs = min_rows, max_rows, costs
-        self.segment_col, self.seed = segment_col, seed
+        self.segment_col, self.seed, self.per_quantile = segment_col, seed, per_quantile
         self.members_: list[str] = []
-        #: segment -> weights aligned with ``members_``
+        #: forecast columns with their own weights: ``mean``, then the quantile columns
+        self.columns_: list[str] = []
+        #: segment -> weights of the point forecast (``mean``), aligned with ``members_``
         self.weights_: dict[str, np.ndarray] = {}
+        #: (segment, column) -> weights, aligned with ``members_``
+        self.column_weights_: dict[tuple[str, str], np.ndarray] = {}
         self._rows: dict[str, int] = {}
-        self._method: dict[str, str] = {}
+        self._method: dict[tuple[str, str], str] = {}
         self._segments: pd.DataFrame | None = None
         #: Validation score (objective per actual unit) per segment and model, ensemble too.
         self.scores_ = pd.DataFrame()
@@ -148,8 +164,8 @@ class EnsembleWeights:
                 raise ValueError(f"EnsembleWeights: objective 'business_cost' needs actuals "
                                  f"column(s) {missing}")
         seg_map = self._segment_map(act, segments)
-        rows = self._join(members, act, seg_map)
-        f = rows[[f"_f_{n}" for n in names]].to_numpy(dtype="float64")
+        qcols = _common_quantiles(members) if self.per_quantile else {}
+        rows = self._join(members, act, seg_map, list(qcols))
         a = rows["y"].to_numpy(dtype="float64")
         if self.objective == "business_cost":
             under = rows[self.costs[0]].to_numpy(dtype="float64")
@@ -158,22 +174,36 @@ class EnsembleWeights:
                 raise ValueError("EnsembleWeights: cost columns must be finite and >= 0")
         else:
             under = over = np.ones(len(a))
+        # column -> (forecast matrix, under weight, over weight): the point forecast with the
+        # objective, each quantile with its pinball loss
+        targets = {"mean": (rows[[f"mean@{n}" for n in names]].to_numpy(dtype="float64"),
+                            under, over)}
+        for col, tau in qcols.items():
+            targets[col] = (rows[[f"{col}@{n}" for n in names]].to_numpy(dtype="float64"),
+                            np.full(len(a), tau), np.full(len(a), 1.0 - tau))
         labels = rows["segment"].to_numpy()
         groups: list[tuple[str, np.ndarray]] = [(GLOBAL_SEGMENT, np.arange(len(a)))]
         if seg_map is not None:
             groups += [(str(s), np.flatnonzero(labels == s)) for s in pd.unique(labels)]
         rng = np.random.default_rng(self.seed)
-        self.members_, self.weights_, self._rows, self._method = names, {}, {}, {}
+        self.members_, self.columns_ = names, list(targets)
+        self.weights_, self.column_weights_, self._rows, self._method = {}, {}, {}, {}
         scores = []
         for seg, idx in groups:
-            self.weights_[seg], self._method[seg] = self._weights(
-                f[idx], a[idx], under[idx], over[idx], prior, rng)
             self._rows[seg] = len(idx)
-            scores.append(self._scores(seg, f[idx], a[idx], under[idx], over[idx]))
+            for col, (f, u, o) in targets.items():
+                # a segment shrinks towards the weights of all rows, those towards the prior
+                anchor = prior if seg == GLOBAL_SEGMENT else \
+                    self.column_weights_[(GLOBAL_SEGMENT, col)]
+                w, method = self._weights(f[idx], a[idx], u[idx], o[idx], anchor, rng)
+                self.column_weights_[(seg, col)], self._method[(seg, col)] = w, method
+            self.weights_[seg] = self.column_weights_[(seg, "mean")]
+            f, u, o = targets["mean"]
+            scores.append(self._scores(seg, f[idx], a[idx], u[idx], o[idx]))
         self._segments = seg_map
         self.scores_ = pd.concat(scores, ignore_index=True)
-        log.info("ensemble: weights for %d segment(s) from %d validation rows (%s): %s",
-                 len(self.weights_), len(a), self.objective, {
+        log.info("ensemble: weights for %d segment(s) and %d column(s) from %d validation rows "
+                 "(%s): %s", len(self.weights_), len(self.columns_), len(a), self.objective, {
                      n: round(float(w), 3) for n, w in zip(names, self.weights_[GLOBAL_SEGMENT],
                                                            strict=True)})
         return self
@@ -196,11 +226,12 @@ class EnsembleWeights:
         return out
 
     def _join(self, members: dict[str, pd.DataFrame], act: pd.DataFrame,
-              seg_map: pd.DataFrame | None) -> pd.DataFrame:
+              seg_map: pd.DataFrame | None, qcols: list[str]) -> pd.DataFrame:
         rows: pd.DataFrame | None = None
         sizes = {}
         for name, fc in members.items():
-            part = fc[[*_ROW, "mean"]].rename(columns={"mean": f"_f_{name}"})
+            part = fc[[*_ROW, "mean", *qcols]].rename(
+                columns={c: f"{c}@{name}" for c in ["mean", *qcols]})
             sizes[name] = len(part)
             rows = part if rows is None else rows.merge(part, on=_ROW, how="inner")
         assert rows is not None
@@ -223,19 +254,19 @@ class EnsembleWeights:
         return rows.sort_values(_ROW, kind="stable").reset_index(drop=True)
 
     def _weights(self, f: np.ndarray, a: np.ndarray, under: np.ndarray, over: np.ndarray,
-                 prior: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+                 anchor: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         n = len(a)
         if n < self.min_rows:
-            return prior.copy(), "prior"
+            return anchor.copy(), "prior"
         if n > self.max_rows:
             pick = np.sort(rng.choice(n, self.max_rows, replace=False))
             f, a, under, over = f[pick], a[pick], under[pick], over[pick]
         best = _solve(f, a, under, over)
         if best is None:
             log.warning("ensemble: the weight LP failed on %d rows; using the prior", n)
-            return prior.copy(), "prior (LP failed)"
+            return anchor.copy(), "prior (LP failed)"
         lam = n / (n + self.shrinkage)
-        w = lam * best + (1.0 - lam) * prior
+        w = lam * best + (1.0 - lam) * anchor
         return w / w.sum(), "optimised"
 
     def _scores(self, seg: str, f: np.ndarray, a: np.ndarray, under: np.ndarray,
@@ -256,22 +287,29 @@ class EnsembleWeights:
         if not self.weights_:
             raise RuntimeError("EnsembleWeights: call fit(...) first")
 
-    def weights_for(self, segment: str | None = None) -> dict[str, float]:
-        """The weights of ``segment`` (the all-rows weights when unknown or None)."""
+    def weights_for(self, segment: str | None = None, column: str = "mean"
+                    ) -> dict[str, float]:
+        """The weights of ``segment`` (the all-rows weights when unknown or None) for the
+        forecast ``column`` (``mean``, the point forecast, or a quantile column)."""
         self._fitted()
-        w = self.weights_.get(GLOBAL_SEGMENT if segment is None else str(segment),
-                              self.weights_[GLOBAL_SEGMENT])
+        seg = GLOBAL_SEGMENT if segment is None else str(segment)
+        if seg not in self.weights_:
+            seg = GLOBAL_SEGMENT
+        w = self.column_weights_.get((seg, column), self.weights_[seg])
         return {n: float(x) for n, x in zip(self.members_, w, strict=True)}
 
     def weights_frame(self) -> pd.DataFrame:
-        """One row per segment and member: segment, model, weight, prior, n_rows, method
-        (``optimised``, ``prior``), for logging."""
+        """One row per segment, forecast column and member: segment, column (``mean`` or a
+        quantile column), model, weight, prior, n_rows, method (``optimised``, ``prior``),
+        for logging and for ``combine``."""
         self._fitted()
         prior = _prior_for(self.members_, self.prior)
-        rows = [(seg, name, float(w[j]), float(prior[j]), self._rows[seg], self._method[seg])
-                for seg, w in self.weights_.items() for j, name in enumerate(self.members_)]
-        return pd.DataFrame(rows, columns=["segment", "model", "weight", "prior", "n_rows",
-                                           "method"])
+        rows = [(seg, col, name, float(w[j]), float(prior[j]), self._rows[seg],
+                 self._method[(seg, col)])
+                for (seg, col), w in self.column_weights_.items()
+                for j, name in enumerate(self.members_)]
+        return pd.DataFrame(rows, columns=["segment", "column", "model", "weight", "prior",
+                                           "n_rows", "method"])
 
     def combine(self, member_forecasts: Mapping[str, pd.DataFrame],
                 segments: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -284,37 +322,52 @@ class EnsembleWeights:
         return combine(member_forecasts, self.weights_frame(), seg)
 
 
+def _common_quantiles(members: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+    """The quantile columns (column -> level) every member has."""
+    first = quantile_levels(list(next(iter(members.values())).columns))
+    return {c: t for c, t in first.items() if all(c in fc.columns for fc in members.values())}
+
+
 def combine(member_forecasts: Mapping[str, pd.DataFrame],
             weights: Mapping[str, float] | pd.DataFrame,
             segments: pd.DataFrame | None = None) -> pd.DataFrame:
     """Weighted mean of the members' means and quantiles (see the module docstring).
 
-    ``weights``: {member: weight} for every row, or a ``weights_frame()`` (segment, model,
-    weight) used with ``segments`` (store_id, sku_id, segment); series without a segment, or
-    whose segment the frame lacks, get segment ``"*"``. Members without a weight weigh 0.
-    Returns store_id, sku_id, target_date, horizon, mean and the quantile columns every member
-    has.
+    ``weights``: {member: weight} for every row and column, or a ``weights_frame()`` (segment,
+    model, weight and optionally column) used with ``segments`` (store_id, sku_id, segment);
+    series without a segment, or whose segment the frame lacks, get segment ``"*"``. With a
+    ``column`` column each forecast column uses its own weights (a column the frame lacks
+    uses those of ``mean``). Members without a weight weigh 0. Returns store_id, sku_id,
+    target_date, horizon, mean and the quantile columns every member has.
     """
     members = _check_members(member_forecasts)
     names = list(members)
-    qcols = [c for c in quantile_levels(list(next(iter(members.values())).columns))
-             if all(c in fc.columns for fc in members.values())]
+    qcols = list(_common_quantiles(members))
     rows: pd.DataFrame | None = None
     for name, fc in members.items():
         part = fc[[*_ROW, "mean", *qcols]].rename(
             columns={c: f"{c}@{name}" for c in ["mean", *qcols]})
         rows = part if rows is None else rows.merge(part, on=_ROW, how="outer")
     assert rows is not None
-    w = _row_weights(rows, names, weights, segments)  # (n, k)
     present = np.stack([rows[f"mean@{n}"].notna().to_numpy() for n in names], axis=1)
-    w = np.where(present, w, 0.0)
-    total = w.sum(axis=1, keepdims=True)
     equal = present / present.sum(axis=1, keepdims=True)
-    w = np.where(total > 0, w / np.where(total > 0, total, 1.0), equal)
+    by_column = _column_frames(weights)
+    label = _row_segments(rows, segments) if by_column is not None else None
     out = rows[_ROW].copy()
+    cache: dict[int, np.ndarray] = {}
     for col in ["mean", *qcols]:
+        if by_column is None:
+            source: Mapping[str, float] | pd.DataFrame = weights
+        else:
+            source = by_column.get(col, by_column["mean"])
+        key = id(source)
+        if key not in cache:
+            w = _row_weights(rows, names, source, label)  # (n, k)
+            w = np.where(present, w, 0.0)
+            total = w.sum(axis=1, keepdims=True)
+            cache[key] = np.where(total > 0, w / np.where(total > 0, total, 1.0), equal)
         vals = np.stack([rows[f"{col}@{n}"].to_numpy(dtype="float64") for n in names], axis=1)
-        out[col] = np.nansum(np.where(present, vals, 0.0) * w, axis=1)
+        out[col] = np.nansum(np.where(present, vals, 0.0) * cache[key], axis=1)
     out["mean"] = np.clip(out["mean"].to_numpy(), 0.0, None)
     if qcols:
         q = np.clip(out[qcols].to_numpy(dtype="float64"), 0.0, None)
@@ -325,17 +378,42 @@ def combine(member_forecasts: Mapping[str, pd.DataFrame],
     return out.iloc[order].reset_index(drop=True)
 
 
+def _column_frames(weights: Mapping[str, float] | pd.DataFrame
+                   ) -> dict[str, pd.DataFrame] | None:
+    """A weights frame split by forecast column (a frame without ``column``: all ``mean``);
+    None for a plain {member: weight} mapping."""
+    if not isinstance(weights, pd.DataFrame):
+        return None
+    missing = [c for c in ("segment", "model", "weight") if c not in weights.columns]
+    if missing:
+        raise ValueError(f"combine: weights frame lacks column(s) {missing}")
+    if "column" not in weights.columns:
+        return {"mean": weights}
+    out = {str(c): part for c, part in weights.groupby("column", sort=False)}
+    if "mean" not in out:
+        raise ValueError("combine: a weights frame with a 'column' column needs the 'mean' "
+                         "rows (used for columns it lacks)")
+    return out
+
+
+def _row_segments(rows: pd.DataFrame, segments: pd.DataFrame | None) -> pd.Series | None:
+    if segments is None:
+        return None
+    seg = segments[[*KEY, "segment"]].drop_duplicates(list(KEY), keep="last")
+    label = rows[list(KEY)].merge(seg.assign(segment=seg["segment"].astype(str)),
+                                  on=list(KEY), how="left")["segment"]
+    label.index = rows.index
+    return label
+
+
 def _row_weights(rows: pd.DataFrame, names: list[str],
                  weights: Mapping[str, float] | pd.DataFrame,
-                 segments: pd.DataFrame | None) -> np.ndarray:
+                 label: pd.Series | None) -> np.ndarray:
     if not isinstance(weights, pd.DataFrame):
         vec = np.array([float(weights.get(n, 0.0)) for n in names])
         if (vec < 0).any() or not np.isfinite(vec).all():
             raise ValueError(f"combine: weights must be finite and >= 0, got {dict(weights)}")
         return np.broadcast_to(vec, (len(rows), len(names))).copy()
-    missing = [c for c in ("segment", "model", "weight") if c not in weights.columns]
-    if missing:
-        raise ValueError(f"combine: weights frame lacks column(s) {missing}")
     table = weights.pivot_table(index="segment", columns="model", values="weight",
                                 aggfunc="last").reindex(columns=names).fillna(0.0)
     table.index = table.index.astype(str)
@@ -344,13 +422,9 @@ def _row_weights(rows: pd.DataFrame, names: list[str],
             raise ValueError(f"combine: a weights frame with several segments needs the "
                              f"{GLOBAL_SEGMENT!r} row for series of other segments")
         table.index = pd.Index([GLOBAL_SEGMENT])
-    if segments is None:
+    if label is None:
         label = pd.Series(GLOBAL_SEGMENT, index=rows.index)
     else:
-        seg = segments[[*KEY, "segment"]].drop_duplicates(list(KEY), keep="last")
-        label = rows[list(KEY)].merge(seg.assign(segment=seg["segment"].astype(str)),
-                                      on=list(KEY), how="left")["segment"]
-        label.index = rows.index
         label = label.where(label.isin(table.index), GLOBAL_SEGMENT)
     return table.loc[label.to_numpy()].to_numpy(dtype="float64")
 

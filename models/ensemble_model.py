@@ -57,8 +57,12 @@ class EnsembleConfig:
     ``max_asymmetry``: the XGBoost objective weighs under- and over-forecasts by each SKU's
     lost margin and holding/waste cost, with the implied critical ratio clipped to
     [1 - max_asymmetry, max_asymmetry] (see ``bounded_costs``). ``weights_objective``:
-    ``wape`` or ``business_cost`` for the ensemble weights. ``quick``: small settings for
-    tests and demos.
+    ``wape`` or ``business_cost`` for the ensemble weights. ``n_cutoffs``: backtest origins
+    scored; ``validation_origins``: weekly origins before them that only learn the ensemble
+    weights (weights learnt on one week swing with that week's events: on Store Item Demand
+    one week picked LSTM + TSB and missed ARIMA). ``quantile_weights``: each quantile its own
+    weights (``EnsembleWeights(per_quantile=...)``). ``quick``: small settings for tests and
+    demos.
     """
 
     horizon: int = 7
@@ -69,6 +73,7 @@ class EnsembleConfig:
     train_days: int = 120
     max_series: int = 5000
     n_cutoffs: int = 3
+    validation_origins: int = 2
     xgb_rounds: int = 250
     xgb_max_rows: int = 300_000
     xgb_depth: int = 6
@@ -81,6 +86,7 @@ class EnsembleConfig:
     holding_rate_per_day: float = 0.0008
     weights_objective: str = "wape"
     shrinkage: float = 200.0
+    quantile_weights: bool = True
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.members) - set(MEMBERS))
@@ -89,9 +95,10 @@ class EnsembleConfig:
         if not 0.5 <= self.max_asymmetry < 1.0:
             raise ValueError(f"EnsembleConfig.max_asymmetry must be in [0.5, 1), got "
                              f"{self.max_asymmetry}")
-        if self.horizon < 1 or self.train_days < 28 or self.n_cutoffs < 1:
-            raise ValueError("EnsembleConfig: need horizon >= 1, train_days >= 28 and "
-                             "n_cutoffs >= 1")
+        if self.horizon < 1 or self.train_days < 28 or self.n_cutoffs < 1 \
+                or self.validation_origins < 1:
+            raise ValueError("EnsembleConfig: need horizon >= 1, train_days >= 28, "
+                             "n_cutoffs >= 1 and validation_origins >= 1")
 
     @classmethod
     def quick(cls, **override: Any) -> EnsembleConfig:
@@ -268,9 +275,13 @@ class EnsembleModel:
         combined = combine(members, self.weights, self.segments_for(keys))
         return combined, members, flags
 
-    def weights_for(self, segment: str | None = None) -> dict[str, float]:
+    def weights_for(self, segment: str | None = None, column: str = "mean"
+                    ) -> dict[str, float]:
+        """The weights of ``segment`` (``"*"``: all rows) for forecast ``column``."""
         w = self.weights
         rows = w.loc[w["segment"] == (segment if segment is not None else "*")]
+        if "column" in rows.columns:
+            rows = rows.loc[rows["column"] == column]
         return {str(r.model): float(r.weight) for r in rows.itertuples()}
 
     def save(self, path: Path) -> Path:
@@ -294,7 +305,7 @@ def learn_weights(member_forecasts: Mapping[str, pd.DataFrame], actuals: pd.Data
     """Per-segment weights (segment, model, weight) from stacked validation forecasts."""
     prior = {m: PRIOR.get(m, 0.1) for m in member_forecasts}
     ew = EnsembleWeights(prior=prior, objective=cfg.weights_objective,
-                         shrinkage=cfg.shrinkage)
+                         shrinkage=cfg.shrinkage, per_quantile=cfg.quantile_weights)
     act = actuals
     if cfg.weights_objective == "business_cost" and costs is not None:
         act = actuals.merge(costs[["sku_id", "under_cost", "over_cost"]], on="sku_id",

@@ -5,6 +5,9 @@ row per group. Definitions (a = actual, f = point forecast, sums over a group's 
 ratios are fractions, not percents; NaN where the denominator is 0 or empty):
 
 * ``wape``  = sum |f - a| / sum a
+* ``wape_q50`` = sum |q50 - a| / sum a, the WAPE of the median forecast, when the forecasts
+  carry ``q50``: WAPE is an L1 loss, minimised by the median, not the mean, so on skewed
+  low-count demand a model's q50 is its WAPE-optimal point forecast
 * ``bias``  = sum (f - a) / sum a  (> 0: over-forecast)
 * ``mape``  = mean of |f - a| / a over the rows with a > 0 (zero-demand days are left out)
 * ``rmsse`` = mean over series of sqrt( mean over the series' rows of (f - a)^2 / scale ),
@@ -44,8 +47,8 @@ __all__ = ["evaluate", "business_cost", "rmsse_scale", "quantile_levels"]
 _QCOL = re.compile(r"^q(\d{1,2})$")
 _SAMPLE_ROWS = 5
 _GROUP = "_group"
-_RESERVED = {"n", "actual", "abs_err", "err", "nonzero", "ape", "wape", "rmsse",
-             "rmsse_series", "mape", "bias", "business_cost", "y", _GROUP}
+_RESERVED = {"n", "actual", "abs_err", "abs_err_q50", "err", "nonzero", "ape", "wape",
+             "wape_q50", "rmsse", "rmsse_series", "mape", "bias", "business_cost", "y", _GROUP}
 
 
 def quantile_levels(columns: Sequence[str]) -> dict[str, float]:
@@ -139,6 +142,8 @@ def evaluate(actuals: pd.DataFrame, forecasts: pd.DataFrame, train: pd.DataFrame
     rows["nonzero"] = (a > 0).astype("float64")
     rows["ape"] = np.divide(np.abs(err), a, out=np.zeros_like(a), where=a > 0)
     levels = quantile_levels([str(c) for c in df.columns])
+    if "q50" in levels:
+        rows["abs_err_q50"] = np.abs(df["q50"].to_numpy(dtype="float64") - a)
     for col, tau in levels.items():
         q = df[col].to_numpy(dtype="float64")
         rows[f"pinball_{col}"] = np.maximum(tau * (a - q), (tau - 1.0) * (a - q))
@@ -160,6 +165,8 @@ def evaluate(actuals: pd.DataFrame, forecasts: pd.DataFrame, train: pd.DataFrame
     out["n"] = sums["n"].astype("int64")
     total = sums["actual"].to_numpy()
     out["wape"] = _ratio(sums["abs_err"].to_numpy(), total)
+    if "q50" in levels:
+        out["wape_q50"] = _ratio(sums["abs_err_q50"].to_numpy(), total)
     out["rmsse"], out["rmsse_series"] = _rmsse(df, err, keys, rows, train, season_length,
                                                out.index)
     out["mape"] = _ratio(sums["ape"].to_numpy(), sums["nonzero"].to_numpy())

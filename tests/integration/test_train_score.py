@@ -100,6 +100,12 @@ def test_train_registers_the_full_ensemble_and_logs_the_run(lake, tmp_path, monk
     assert run.data.tags["dag_id"] == "replenish_nightly"
     assert run.data.params["data_end"] == RUN.isoformat()
     assert "wape_ensemble" in run.data.metrics
+    assert "wape_q50_ensemble" in run.data.metrics and "wape_q50_oracle" in run.data.metrics
+    # the learnt weights of all rows are logged, one set per forecast column, on the simplex
+    for column in ("mean", "q50", "q80", "q95"):
+        w = [run.data.metrics[f"weight_{column}_{m}"]
+             for m in ("xgboost", "lstm", "prophet", "arima", "tsb")]
+        assert min(w) >= 0 and sum(w) == pytest.approx(1.0)
     children = client.search_runs([run.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert {c.data.tags["model"] for c in children} == models

@@ -61,11 +61,13 @@ def test_weights_are_on_the_simplex_per_segment_and_logged():
     act = actuals(21)
     weights = EnsembleWeights().fit(members(act), act)
     frame = weights.weights_frame()
-    assert list(frame.columns) == ["segment", "model", "weight", "prior", "n_rows", "method"]
+    assert list(frame.columns) == ["segment", "column", "model", "weight", "prior", "n_rows",
+                                   "method"]
     assert sorted(frame["segment"].unique()) == sorted([GLOBAL_SEGMENT, "north", "south"])
+    assert frame["column"].unique().tolist() == ["mean", *QCOLS]
     assert (frame["weight"] >= 0).all()
-    assert np.allclose(frame.groupby("segment")["weight"].sum(), 1.0)
-    assert np.allclose(frame.groupby("segment")["prior"].sum(), 1.0)
+    assert np.allclose(frame.groupby(["segment", "column"])["weight"].sum(), 1.0)
+    assert np.allclose(frame.groupby(["segment", "column"])["prior"].sum(), 1.0)
     assert (frame["method"] == "optimised").all()
     assert frame.loc[frame["segment"] == GLOBAL_SEGMENT, "n_rows"].iloc[0] == len(act)
     for seg in ("north", "south", None, "never-seen"):
@@ -144,6 +146,62 @@ def test_tiny_data_falls_back_to_the_prior_and_shrinkage_pulls_towards_it():
     assert abs(free["prophet"] - expected["prophet"]) > 0.1
 
 
+def test_a_small_segment_borrows_the_weights_of_all_rows_not_the_prior():
+    big = actuals(21, n_series=8, seed=9)
+    small = big["store_id"] == 1
+    big.loc[small.to_numpy() & (big["date"] > START + pd.Timedelta(days=2)).to_numpy(), "y"] = \
+        np.nan  # the south segment keeps 3 days x 4 series = 12 rows < min_rows
+    act = big.dropna(subset=["y"]).reset_index(drop=True)
+    weights = EnsembleWeights(min_rows=28).fit(members(act, seed=3), act)
+    frame = weights.weights_frame().set_index(["segment", "column", "model"])
+    assert (frame.loc["south", "method"] == "prior").all()
+    assert weights.weights_for("south") == pytest.approx(weights.weights_for())
+    assert weights.weights_for("south") != pytest.approx(
+        {n: PRIOR[n] / 0.9 for n in ("xgboost", "lstm", "prophet")}, abs=0.05)
+    # with rows enough, a segment is shrunk towards the global weights by n / (n + shrinkage)
+    w = EnsembleWeights(shrinkage=1e6).fit(members(big.dropna(), seed=3), big.dropna())
+    assert w.weights_for("north") == pytest.approx(w.weights_for(), abs=1e-3)
+
+
+def test_each_quantile_gets_the_weights_of_its_pinball_loss():
+    """Poisson demand. Member a: the exact mean, quantiles all at the mean (far too narrow);
+    member b: a noisy mean, the true Poisson quantiles. The mean weights favour a, the q95
+    weights b, and the LP's q95 weight is the grid's best pinball loss (brute force)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    keys = pd.DataFrame([(s % 2, s, START + pd.Timedelta(days=d)) for s in range(6)
+                         for d in range(21)], columns=["store_id", "sku_id", "target_date"])
+    lam = rng.uniform(5, 30, 6)[keys["sku_id"].to_numpy()]
+    y = rng.poisson(lam).astype(float)
+    act = keys.rename(columns={"target_date": "date"}).assign(y=y)
+    keys["horizon"] = (keys["target_date"] - START).dt.days % 7 + 1
+    narrow = keys.assign(mean=lam, **{c: lam for c in QCOLS})
+    levels = {"q50": 0.5, "q80": 0.8, "q90": 0.9, "q95": 0.95, "q99": 0.99}
+    wide = keys.assign(mean=np.clip(lam + rng.normal(0, 6.0, len(y)), 0, None),
+                       **{c: stats.poisson.ppf(t, lam) for c, t in levels.items()})
+    weights = EnsembleWeights(shrinkage=0).fit({"a": narrow, "b": wide}, act)
+    assert weights.weights_for(column="mean")["a"] > 0.8
+    w95 = weights.weights_for(column="q95")
+    assert w95["b"] > 0.8
+    grid = np.linspace(0, 1, 1001)
+
+    def pinball(q: np.ndarray, tau: float) -> float:
+        return float(np.sum(np.maximum(tau * (y - q), (tau - 1) * (y - q))))
+
+    qa, qb = narrow["q95"].to_numpy(), wide["q95"].to_numpy()
+    best = min(pinball(g * qa + (1 - g) * qb, 0.95) for g in grid)
+    assert pinball(w95["a"] * qa + w95["b"] * qb, 0.95) <= best + 1e-6
+    blend = weights.combine({"a": narrow, "b": wide}).merge(
+        act.rename(columns={"date": "target_date"}), on=[*KEYS, "target_date"])
+    assert (blend["y"] <= blend["q95"]).mean() > 0.9  # the narrow member alone: ~50%
+    assert (act["y"] <= narrow["q95"]).mean() < 0.6
+    # per_quantile=False: every column uses the point forecast's weights (the old combiner)
+    same = EnsembleWeights(shrinkage=0, per_quantile=False).fit({"a": narrow, "b": wide}, act)
+    assert same.weights_frame()["column"].unique().tolist() == ["mean"]
+    assert same.weights_for(column="q95") == pytest.approx(same.weights_for())
+
+
 def test_combine_is_the_weighted_mean_with_monotone_quantiles():
     keys = pd.DataFrame({"store_id": [1, 1], "sku_id": [1, 1],
                          "target_date": pd.to_datetime(["2025-01-02", "2025-01-03"]),
@@ -166,6 +224,15 @@ def test_combine_is_the_weighted_mean_with_monotone_quantiles():
     # only the quantile columns every member has
     out = combine({"a": a, "b": b.drop(columns="q99")}, {"a": 0.5, "b": 0.5})
     assert "q99" not in out.columns and "q95" in out.columns
+    # a weights frame by column: each column its own weights, a column it lacks those of mean
+    frame = pd.DataFrame({"segment": "*", "column": ["mean", "mean", "q90", "q90"],
+                          "model": ["a", "b", "a", "b"], "weight": [0.25, 0.75, 0.0, 1.0]})
+    out = combine({"a": a, "b": b}, frame)
+    assert out["mean"].tolist() == [17.5, 7.0]
+    assert out["q90"].tolist() == pytest.approx([30.0, 9.0])
+    assert out["q80"].tolist() == pytest.approx([0.25 * 12 + 0.75 * 22, 0.25 * 5 + 0.75 * 8.5])
+    with pytest.raises(ValueError, match="'mean' rows"):
+        combine({"a": a, "b": b}, frame.loc[frame["column"] == "q90"])
 
 
 def test_combine_uses_segment_weights_and_the_global_ones_elsewhere():

@@ -73,6 +73,7 @@ def reference(actuals, forecasts, train, by, season_length=7):
         total = sum(a for _, a in items)
         row["n"] = len(items)
         row["wape"] = _div(sum(abs(r["mean"] - a) for r, a in items), total)
+        row["wape_q50"] = _div(sum(abs(r["q50"] - a) for r, a in items), total)
         per_series: dict = {}
         for r, a in items:
             per_series.setdefault((r["store_id"], r["sku_id"]), []).append((r["mean"] - a) ** 2)
@@ -107,6 +108,9 @@ def test_evaluate_spot_values():
     got = evaluate(ACTUALS, FORECASTS, TRAIN, by=["model"]).set_index("model")
     # model a: |f - a| = 1,1,3, .5,1.2,0, 0,1,.5 = 8.2 over sum(a) = 29
     assert got.loc["a", "wape"] == pytest.approx(8.2 / 29)
+    # its median: |q50 - a| = 1,1,3, 0,1,0, 0,1,0 = 7 over 29
+    assert got.loc["a", "wape_q50"] == pytest.approx(7 / 29)
+    assert "wape_q50" not in evaluate(ACTUALS, FORECASTS.drop(columns="q50"), TRAIN).columns
     assert got.loc["a", "bias"] == pytest.approx((-1 + 1 - 3 + .5 - 1.2 + 0 + 0 - 1 + .5) / 29)
     assert got.loc["a", "rmsse_series"] == 2, "the constant series has no RMSSE scale"
     assert "coverage_90" not in got.columns, "q5 is absent: no 90% central interval"

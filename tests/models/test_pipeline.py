@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.backtest import ENSEMBLE, ORACLE, backtest
+from models.backtest import ENSEMBLE, ORACLE, backtest, oracle_quantiles
 from models.baselines import CrostonTSB, SeasonalNaive
 from models.ensemble_model import (
     EnsembleConfig,
@@ -125,10 +125,14 @@ def test_backtest_scores_the_last_origins_out_of_sample():
     rows = panel()
     oracle = rows[["store_id", "sku_id", "date"]].assign(expected_demand=rows["expected"])
     res = backtest(rows.drop(columns="expected"), cheap(), oracle=oracle)
-    assert len(res.cutoffs) == 4 and res.eval_cutoffs == res.cutoffs[1:]
+    # 3 scored origins after 2 that only validate the weights (validation_origins)
+    assert len(res.cutoffs) == 5 and res.eval_cutoffs == res.cutoffs[2:]
     assert res.cutoffs[-1] == rows["date"].max() - pd.Timedelta(days=7)
     # the ensemble at an origin only learnt from origins before it
-    assert sorted(res.weights["cutoff"].unique()) == res.cutoffs[1:]
+    assert sorted(res.weights["cutoff"].unique()) == res.cutoffs[2:]
+    first = res.weights.loc[(res.weights["cutoff"] == res.cutoffs[2])
+                            & (res.weights["segment"] == "*")]
+    assert first["n_rows"].iloc[0] == 2 * 7 * 12  # two validation weeks x 12 series
     models = set(res.overall["model"])
     assert {"tsb", "arima", "seasonal_naive", "moving_average", ENSEMBLE, ORACLE} <= models
     # every scored row is in the evaluation window, horizons 1..7 each present
@@ -155,3 +159,38 @@ def test_backtest_with_costs_reports_business_cost():
     err = fc["mean"] - fc["y"]
     by_hand = (10.0 * np.maximum(-err, 0) + 1.0 * np.maximum(err, 0)).sum()
     assert res.score("seasonal_naive", "business_cost") == pytest.approx(by_hand)
+
+
+def _nb_quantile(q: float, mean: float, size: float) -> int:
+    """Plain reference: the smallest k with P(X <= k) >= q, X ~ NB(mean, size) by its pmf
+    (Gamma-Poisson: P(k) = C(k + r - 1, k) p^r (1 - p)^k, p = r / (r + mean))."""
+    import math
+
+    if mean == 0:
+        return 0
+    p = size / (size + mean)
+    k, cdf = 0, 0.0
+    while True:
+        cdf += math.exp(math.lgamma(k + size) - math.lgamma(size) - math.lgamma(k + 1)
+                        + size * math.log(p) + k * math.log1p(-p))
+        if cdf >= q - 1e-12:
+            return k
+        k += 1
+
+
+def test_oracle_quantiles_are_the_negative_binomial_ones():
+    mean = np.array([0.0, 0.4, 2.5, 12.0, 3.0])
+    size = np.array([2.0, 1.5, 0.8, 6.0, np.inf])  # the last: Poisson
+    got = oracle_quantiles(mean, size, (0.5, 0.8, 0.95))
+    for i in range(4):
+        assert got[i].tolist() == [_nb_quantile(q, mean[i], size[i]) for q in (0.5, 0.8, 0.95)]
+    assert got[4].tolist() == [3.0, 4.0, 6.0]  # Poisson(3)
+    assert got[1, 0] == 0.0 < mean[1], "a low-count median sits below the mean"
+    # in a backtest with nb_dispersion the oracle gets quantiles, so its q50 (WAPE q50) too
+    rows = panel()
+    oracle = rows[["store_id", "sku_id", "date"]].assign(expected_demand=rows["expected"],
+                                                         nb_dispersion=np.inf)
+    res = backtest(rows.drop(columns="expected"), cheap(), oracle=oracle)
+    row = res.overall.set_index("model").loc[ORACLE]
+    assert 0.7 < row["coverage_q80"] < 0.9
+    assert row["wape_q50"] <= row["wape"] + 0.01
