@@ -14,8 +14,9 @@ DEMO_SCENARIO ?= small
 DEMO_START    ?= 2025-01-01
 DEMO_DAYS     ?= 120
 # The demo backfills DEMO_FROM..DEMO_PREV, then the nightly DAG runs the night of DEMO_DATE
-# (logical date DEMO_NEXT 02:00 IST) and the intraday DAG tops up DEMO_NEXT at 14:00.
-DEMO_FROM     ?= 2025-02-28
+# (logical date DEMO_NEXT 02:00 IST) and the intraday DAG tops up DEMO_NEXT at 14:00. The
+# history must cover what training needs: 28 days + 7 x (3 backtest + 2 validation origins).
+DEMO_FROM     ?= 2025-02-22
 DEMO_PREV     ?= 2025-04-28
 DEMO_DATE     ?= 2025-04-29
 DEMO_NEXT     ?= 2025-04-30
