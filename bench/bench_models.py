@@ -38,7 +38,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,7 +48,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_features import PeakMemory, _clean_from_raw  # noqa: E402
-from common import RESULTS, command, machine, machine_line, update_results  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    LoadSampler,
+    command,
+    machine,
+    machine_line,
+    update_results,
+)
 
 SECTION = "## Models (`replenish run cluster` / `train` / `score`)"
 STORE_ITEM_ZIP = Path("/work/shared/data/store-item-demand.zip")
@@ -199,28 +205,6 @@ def _cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (user + system)."""
     t = psutil.Process().cpu_times()
     return t.user + t.system + t.children_user + t.children_system
-
-
-class LoadSampler:
-    """Samples the 1-minute load average every 15 s: how busy the machine was meanwhile."""
-
-    def __init__(self) -> None:
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append(os.getloadavg()[0])
-            self._stop.wait(15)
-
-    def start(self) -> LoadSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _fingerprint(src: Path) -> tuple[int, float]:

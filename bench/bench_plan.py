@@ -50,14 +50,20 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import RESULTS, command, machine, machine_line, update_results  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    LoadSampler,
+    command,
+    machine,
+    machine_line,
+    update_results,
+)
 
 SECTION = "## Plan (`replenish run plan`) and policy simulation"
 TARGETS = {"store_s": 10.0, "medium_s": 300.0, "fill_rate": 0.97, "waste_pct": 4.0,
@@ -80,31 +86,6 @@ def _md(header: list[str], rows: list[list[str]], align: str | None = None) -> l
 
 def _pf(ok: bool, note: str = "") -> str:
     return "PASS" if ok else f"MISS{f' ({note})' if note else ''}"
-
-
-class LoadSampler:
-    """The 1-minute load average every 10 s: how busy the machine was meanwhile."""
-
-    def __init__(self) -> None:
-        self.samples: list[float] = [os.getloadavg()[0]]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(10):
-            self.samples.append(os.getloadavg()[0])
-
-    def start(self) -> LoadSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def text(self) -> str:
-        s = self.samples
-        return f"mean {sum(s) / len(s):.1f}, max {max(s):.1f}"
 
 
 @dataclass
@@ -578,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rep = Report()
     started = time.perf_counter()
-    load = LoadSampler().start()
+    load = LoadSampler(every=10).start()
     try:
         if "store" in parts:
             part_store(rep, args.store_skus, repeat)

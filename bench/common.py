@@ -113,13 +113,17 @@ class LoadSampler:
         self._stop.set()
         self._thread.join()
 
+    def text(self) -> str:
+        """``mean M, max X`` of the samples (the current load when none was taken yet)."""
+        s = self.samples or [os.getloadavg()[0]]
+        return f"mean {sum(s) / len(s):.1f}, max {max(s):.1f}"
+
     def describe(self, nproc: str | int) -> str:
         if not self.samples:
             return "load average not sampled."
-        mean = sum(self.samples) / len(self.samples)
-        return (f"the machine's 1-minute load average during the run: mean {mean:.1f}, "
-                f"max {max(self.samples):.1f} on {nproc} CPUs (above {nproc}: other work "
-                "competed for the CPUs, so wall times are pessimistic).")
+        return (f"the machine's 1-minute load average during the run: {self.text()} on "
+                f"{nproc} CPUs (above {nproc}: other work competed for the CPUs, so wall "
+                "times are pessimistic).")
 
 
 class TreePeak:
