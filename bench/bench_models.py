@@ -54,6 +54,7 @@ from common import (  # noqa: E402
     command,
     machine,
     machine_line,
+    md_table,
     update_results,
 )
 
@@ -96,12 +97,6 @@ class Part:
 
 def _say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _md(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
-    align = align or ":---" + "|---:" * (len(header) - 1)
-    out = ["| " + " | ".join(header) + " |", "|" + align + "|"]
-    return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _num(v: object, kind: str = "") -> str:
@@ -369,7 +364,7 @@ def _backtest_table(part: Part) -> list[str]:
         name = f"**{m}**" if m == "ensemble" else m
         rows.append([name, f"{int(r['n']):,}", *[_num(r.get(k), k) for k, _ in METRICS],
                      _num(part.fit_seconds.get(m), "s")])
-    return _md(header, rows)
+    return md_table(header, rows)
 
 
 def _horizon_table(part: Part) -> list[str]:
@@ -387,7 +382,7 @@ def _horizon_table(part: Part) -> list[str]:
             v = bh.loc[(bh["model"] == m) & (bh["horizon"] == h), key]
             cells.append(_num(v.iloc[0], "wape") if len(v) else "-")
         rows.append(cells)
-    return _md(header, rows)
+    return md_table(header, rows)
 
 
 def _plots(part: Part, folder: Path | None, slug: str) -> None:
@@ -443,7 +438,7 @@ def _plots(part: Part, folder: Path | None, slug: str) -> None:
 
 def _part_text(part: Part, with_backtest: bool) -> list[str]:
     lines = [f"### {part.name}", "", part.describe, ""]
-    lines += _md(["stage", "wall s", "note"],
+    lines += md_table(["stage", "wall s", "note"],
                  [[s, f"{t:,.1f}", n] for s, t, n in part.stages], ":---|---:|:---")
     lines.append("")
     if with_backtest and part.overall is not None:
@@ -463,7 +458,7 @@ def _part_text(part: Part, with_backtest: bool) -> list[str]:
         lines += [f"{_point(part.overall)[1]} per horizon:", ""] + _horizon_table(part) + [""]
         lines += [f"![{p.stem}](plots/{p.name})" for p in part.plots] + [""]
     if part.verdicts:
-        lines += _md(["check", "measured", "target", "verdict"],
+        lines += md_table(["check", "measured", "target", "verdict"],
                      [list(v) for v in part.verdicts], ":---|---:|---:|:---") + [""]
     if part.flags:
         lines += ["Flags raised:", ""] + [f"- {f}" for f in part.flags] + [""]

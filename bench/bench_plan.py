@@ -62,6 +62,7 @@ from common import (  # noqa: E402
     command,
     machine,
     machine_line,
+    md_table,
     update_results,
 )
 
@@ -76,12 +77,6 @@ log = logging.getLogger("bench_plan")
 
 def _say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _md(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
-    align = align or ":---" + "|---:" * (len(header) - 1)
-    out = ["| " + " | ".join(header) + " |", "|" + align + "|"]
-    return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _pf(ok: bool, note: str = "") -> str:
@@ -138,7 +133,7 @@ def part_store(rep: Report, n_skus: int, repeat: int) -> None:
         "whole `solve_store` (economics, greedy start, model build, solve, report, "
         f"check_plan), median of {repeat}; *build* is everything before the solver starts. "
         "CBC's gap is the configured stop gap (PuLP reports no bound).", ""]
-    rep.lines += _md(["solver", "total s", "build s", "solve s", "min total s", "status",
+    rep.lines += md_table(["solver", "total s", "build s", "solve s", "min total s", "status",
                       "gap", "objective", "lines ordered", "order value", "load at start"],
                      rows) + [""]
 
@@ -299,8 +294,8 @@ def part_medium(rep: Report, scenario: str, days: int, home: Path, solvers: list
         "limit per store) with each solver in turn in one Spark session; *wall s* from the "
         "call to both partitions written; *solve s* = the stores' "
         "`plan_store` seconds summed; *slowest* = the slowest store.", ""]
-    rep.lines += _md(["stage", "wall s", "note"], stages, ":---|---:|:---") + [""]
-    rep.lines += _md(["solver", "wall s", "stores", "optimal", "feasible", "greedy",
+    rep.lines += md_table(["stage", "wall s", "note"], stages, ":---|---:|:---") + [""]
+    rep.lines += md_table(["solver", "wall s", "stores", "optimal", "feasible", "greedy",
                       "skipped", "lines", "ordered", "order value", "solve s (sum)",
                       "slowest s", "load at start"], rows) + [""]
 
@@ -337,7 +332,7 @@ def _sim_table(results: dict) -> list[str]:
             diff = results[p].metrics["total_cost"] - base
             row.append(f"{'+' if diff >= 0 else '-'}₹{abs(diff):,.0f} ({diff / base:+.1%})")
         rows.append(row)
-    return _md(["metric", *names], rows)
+    return md_table(["metric", *names], rows)
 
 
 def _sim_verdicts(rep: Report, label: str, results: dict) -> None:
@@ -491,7 +486,7 @@ def _sensitivity(rep: Report, cfg, days: int, warmup: int, forecasts: str, solve
         "`PlanConfig.service_penalty` x price per unit of expected lost sales beyond the "
         "category's fill-rate target, the same for plan and oracle; the default is "
         f"{default:g}):", ""]
-    rep.lines += _md(["service_penalty", "policy", "fill rate", "waste %", "turnover",
+    rep.lines += md_table(["service_penalty", "policy", "fill rate", "waste %", "turnover",
                       "lost margin", "waste cost", "total cost"], rows) + [""]
 
 
@@ -592,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     text += rep.lines
     if rep.verdicts:
         text += ["### Targets", ""]
-        text += _md(["check", "measured", "target", "verdict"], rep.verdicts,
+        text += md_table(["check", "measured", "target", "verdict"], rep.verdicts,
                     ":---|---:|---:|:---") + [""]
     out = "\n".join(text)
     print(out)

@@ -89,7 +89,7 @@ from expectations.spark_rules import (
     flag_rows,
 )
 from jobs.config import Config
-from jobs.lake import latest_snapshot_date, list_dates, partition_dir, replace_dir
+from jobs.lake import latest_snapshot_date, list_dates, partition_dir, replace_dir, write_partition
 from jobs.schema import RAW_TABLES, arrow_schema
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -200,13 +200,7 @@ def _write_spark(df: DataFrame, root: Path, table: str, day: dt.date) -> Path:
 def _write_arrow(data: pa.Table, root: Path, table: str, day: dt.date) -> Path:
     """Replace partition ``day`` of ``table`` under ``root`` with ``data`` (one zstd file,
     the schema as :func:`_write_spark` would write it: the caller's)."""
-    final = partition_dir(root, table, day)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    pq.write_table(data, tmp / "part-00000.parquet", compression="zstd")
-    replace_dir(tmp, final)
-    return final
+    return write_partition(root, table, day, data, schema=data.schema)
 
 
 def _read_arrow(folder: Path, columns: Sequence[str] | None = None) -> pa.Table:
