@@ -31,7 +31,14 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, command, machine, machine_line, update_results  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    clean_from_raw,
+    command,
+    machine,
+    machine_line,
+    update_results,
+)
 
 SECTION = "## Features (`replenish run build_features`)"
 TARGETS = {"full": 600.0, "night": 120.0}
@@ -101,24 +108,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _clean_from_raw(cfg, dates: list[dt.date]) -> None:
-    """Copy raw partitions to clean, cast to the schema (the backfill's stand-in for
-    validate_raw, which is timed separately on one night)."""
-    from jobs.ingest import DAILY_TABLES, DIMENSIONS, raw_root
-    from jobs.lake import list_dates, read_partition, write_partition
-
-    raw = raw_root(cfg)
-    clean = cfg.lake / "clean"
-    for table in DIMENSIONS:
-        for day in list_dates(raw, table):
-            write_partition(clean, table, day, read_partition(raw, table, day))
-    for table in DAILY_TABLES:
-        have = set(list_dates(raw, table))
-        for day in dates:
-            if day in have:
-                write_partition(clean, table, day, read_partition(raw, table, day))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     scenario, days = ("small", 90) if args.quick else (args.scenario, args.days)
@@ -153,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = 0
             for day in dates[:-1]:
                 rows += sum(ingest.run(cfg, day).rows.values())
-            _clean_from_raw(cfg, dates[:-1])
+            clean_from_raw(cfg, dates[:-1])
         measures.append(Measure(f"ingest {len(dates) - 1} days (+ raw->clean copy)",
                                 time.perf_counter() - t0, rows, mem.peak))
 

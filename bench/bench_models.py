@@ -47,10 +47,11 @@ import pandas as pd
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_features import PeakMemory, _clean_from_raw  # noqa: E402
+from bench_features import PeakMemory  # noqa: E402
 from common import (  # noqa: E402
     RESULTS,
     LoadSampler,
+    clean_from_raw,  # noqa: E402
     command,
     machine,
     machine_line,
@@ -143,7 +144,7 @@ def _features_from_landing(cfg, part: Part) -> dt.date:
     t0 = time.perf_counter()
     for day in dates:
         ingest.run(cfg, day)
-    _clean_from_raw(cfg, dates)
+    clean_from_raw(cfg, dates)
     part.timed(f"ingest {len(dates)} days + raw->clean copy", time.perf_counter() - t0)
     t0 = time.perf_counter()
     res = build_features.run(cfg, start=dates[0], end=dates[-1])

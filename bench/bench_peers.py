@@ -238,7 +238,7 @@ def _stop_spark() -> None:
 
 def _features(cfg) -> dt.date:
     """ingest every landing date, raw -> clean copy, one feature build, clusters."""
-    from bench_features import _clean_from_raw
+    from common import clean_from_raw
 
     from jobs import build_features, cluster, ingest
     from jobs.lake import list_dates
@@ -246,7 +246,7 @@ def _features(cfg) -> dt.date:
     dates = list_dates(cfg.landing, "sales")
     for day in dates:
         ingest.run(cfg, day)
-    _clean_from_raw(cfg, dates)
+    clean_from_raw(cfg, dates)
     build_features.run(cfg, start=dates[0], end=dates[-1])
     _stop_spark()
     cluster.run(cfg, dates[-1])

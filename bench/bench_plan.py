@@ -424,7 +424,7 @@ def _champion(cfg, train_date: dt.date) -> str:
     features, the clusters and an ensemble trained (``quick`` profile) on ``train_date``, the
     night before the replay starts (no look-ahead). The simulator then scores each night with
     it through ``jobs.score.run``; it is not retrained during the replay."""
-    from bench_features import _clean_from_raw
+    from common import clean_from_raw
 
     from jobs import build_features, cluster, ingest, train
     from jobs.lake import list_dates
@@ -433,7 +433,7 @@ def _champion(cfg, train_date: dt.date) -> str:
     dates = list_dates(cfg.landing, "sales")
     for day in dates:
         ingest.run(cfg, day)
-    _clean_from_raw(cfg, dates)
+    clean_from_raw(cfg, dates)
     build_features.run(cfg, start=dates[0], end=dates[-1])
     _stop_spark()
     t1 = time.perf_counter()

@@ -190,12 +190,12 @@ print(f"generated {name}: {r.stores} stores x {r.skus} SKUs x {r.days} days, "
 _CLEAN_COPY = """
 import datetime as dt, sys
 sys.path.insert(0, "bench")
-from bench_features import _clean_from_raw
+from common import clean_from_raw
 from jobs.config import load_config
 from jobs.lake import list_dates
 cfg = load_config()
 last = dt.date.fromisoformat(sys.argv[1])
-_clean_from_raw(cfg, [d for d in list_dates(cfg.landing, "sales") if d < last])
+clean_from_raw(cfg, [d for d in list_dates(cfg.landing, "sales") if d < last])
 """
 
 

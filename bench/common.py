@@ -214,3 +214,21 @@ def verdict_lines(text: str) -> list[str]:
                 line = " | ".join(c for c in row if c and c != "-")
         seen.setdefault(line, None)
     return list(seen)
+
+
+def clean_from_raw(cfg, dates: list[dt.date]) -> None:
+    """Copy raw partitions to clean, cast to the schema (the backfill's stand-in for
+    validate_raw, which is timed separately on one night)."""
+    from jobs.ingest import DAILY_TABLES, DIMENSIONS, raw_root
+    from jobs.lake import list_dates, read_partition, write_partition
+
+    raw = raw_root(cfg)
+    clean = cfg.lake / "clean"
+    for table in DIMENSIONS:
+        for day in list_dates(raw, table):
+            write_partition(clean, table, day, read_partition(raw, table, day))
+    for table in DAILY_TABLES:
+        have = set(list_dates(raw, table))
+        for day in dates:
+            if day in have:
+                write_partition(clean, table, day, read_partition(raw, table, day))
