@@ -184,6 +184,51 @@ def _cmd_simulate(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+#: The benchmark runner of a source checkout (``bench/`` is not part of the installed package).
+BENCH_RUNNER = Path(__file__).resolve().parent.parent / "bench" / "run_all.py"
+
+
+def _bench_runner():  # noqa: ANN202 - a module loaded from a file
+    """``bench/run_all.py`` as a module (loaded only for ``replenish bench``)."""
+    import importlib.util
+
+    if not BENCH_RUNNER.is_file():
+        raise FileNotFoundError(f"replenish bench needs a source checkout: {BENCH_RUNNER} "
+                                "is not there (the benchmarks are not part of the package)")
+    name = "replenish_bench_run_all"
+    spec = importlib.util.spec_from_file_location(name, BENCH_RUNNER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench(argv: list[str]) -> int:
+    """``replenish bench ARGS``: bench/run_all.py's options, under this command's name."""
+    import importlib.util
+
+    try:
+        runner = _bench_runner()
+    except FileNotFoundError as exc:
+        print(f"replenish bench: error: {exc}", file=sys.stderr)
+        return 2
+    parser = runner.build_parser()
+    parser.prog = "replenish bench"
+    args = parser.parse_args(argv)
+    only, skip = runner.script_names(args.only), runner.script_names(args.skip)
+    peers = not args.list and "bench_peers" not in skip and (not only or "bench_peers" in only)
+    missing = [m for m in ("statsforecast", "mlforecast", "lightgbm")
+               if importlib.util.find_spec(m) is None]
+    if peers and missing:
+        print(f"replenish bench: error: bench_peers needs the optional bench extra "
+              f"({', '.join(missing)} not installed): pip install -c constraints.txt -e "
+              "'.[bench]' (make bench does this), or leave it out with --skip bench_peers",
+              file=sys.stderr)
+        return 2
+    return int(runner.run(args))
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
@@ -379,10 +424,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--warmup", type=int, default=28,
                     help="days at the start to skip while the reorder rule settles (default 28)")
     st.set_defaults(func=_cmd_stats)
+
+    sub.add_parser(
+        "bench", add_help=False,
+        help="every benchmark side by side into bench/RESULTS.md (what 'make bench' runs); "
+             "'replenish bench --help' lists its options")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its options are bench/run_all.py's (a source checkout's)
+        return _bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "psql_args", None) and args.psql_args[:1] == ["--"]:

@@ -1,6 +1,7 @@
 """The benchmark scripts' pure helpers, on hand-written frames (no Spark, no peers fitted)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -157,3 +158,63 @@ def test_runner_skips_missing_scripts_and_summarises(tmp_path, monkeypatch):
     assert run_all.main(["--out", str(out), "--logs", str(tmp_path)]) == 0
     text = out.read_text()
     assert "## Summary (`make bench`)" in text and "MISSING" in text
+
+
+def _fake_scripts(tmp_path, monkeypatch, generate_code: int):
+    """Two stand-in scripts: 'generate' makes <workdir>/medium/world.json and exits with
+    ``generate_code``; 'features' records the arguments it was given."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    seen = tmp_path / "features-args.json"
+    (bench / "bench_generate.py").write_text(
+        "import sys, pathlib\n"
+        "args = sys.argv[1:]\n"
+        "if '--workdir' in args:\n"
+        "    w = pathlib.Path(args[args.index('--workdir') + 1]) / 'medium'\n"
+        "    w.mkdir(parents=True, exist_ok=True)\n"
+        "    (w / 'world.json').write_text('{}')\n"
+        f"sys.exit({generate_code})\n")
+    (bench / "bench_features.py").write_text(
+        "import sys, json, pathlib\n"
+        f"pathlib.Path({str(seen)!r}).write_text(json.dumps(sys.argv[1:]))\n")
+    monkeypatch.setattr(run_all, "BENCH", bench)
+    monkeypatch.setattr(run_all, "SCRIPTS", tuple(
+        s for s in run_all.SCRIPTS if s.name in ("bench_generate.py", "bench_features.py")))
+    return seen
+
+
+def test_runner_shares_the_generated_medium_world_with_the_next_script(tmp_path, monkeypatch):
+    import json
+
+    seen = _fake_scripts(tmp_path, monkeypatch, generate_code=0)
+    shared = tmp_path / "shared"
+    assert run_all.main(["--out", "-", "--logs", str(tmp_path), "--workdir", str(shared)]) == 0
+    args = json.loads(seen.read_text())
+    assert args[args.index("--home") + 1] == str(shared / "medium")
+    assert (shared / "medium" / "world.json").exists()  # a --workdir given is kept
+
+
+def test_runner_does_not_share_a_world_whose_maker_failed(tmp_path, monkeypatch):
+    import json
+
+    seen = _fake_scripts(tmp_path, monkeypatch, generate_code=3)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    assert run_all.main(["--out", "-", "--logs", str(tmp_path)]) == 1
+    assert "--home" not in json.loads(seen.read_text())
+    assert not (tmp_path / f"bench-shared-{os.getpid()}").exists()  # the temporary one goes
+
+
+def test_replenish_bench_lists_the_scripts_and_refuses_peers_without_the_extra(
+        capsys, monkeypatch):
+    import importlib.util
+
+    from jobs.cli import main
+
+    assert main(["bench", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(s.name in listing for s in run_all.SCRIPTS)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "statsforecast" else real(name, *a))
+    assert main(["bench", "--only", "bench_peers"]) == 2
+    assert "optional bench extra" in capsys.readouterr().err
