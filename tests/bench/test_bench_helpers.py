@@ -218,3 +218,20 @@ def test_replenish_bench_lists_the_scripts_and_refuses_peers_without_the_extra(
                         lambda name, *a: None if name == "statsforecast" else real(name, *a))
     assert main(["bench", "--only", "bench_peers"]) == 2
     assert "optional bench extra" in capsys.readouterr().err
+
+
+def test_extrapolate_runs_on_the_line_through_two_slices_and_keeps_bounded_memory_flat():
+    worlds = [_world("tiny", 4, 40, 100, {"score": 10.0}),
+              _world("slice6", 6, 8000, 40_000, {"score": 30.0}),
+              _world("slice12", 12, 8000, 80_000, {"score": 50.0})]
+    worlds[2].stages["score"].peak_mb = 250.0  # less than slice6's 300: bounded
+    secs, mb, how = bench_scale.extrapolate(worlds, "score", 3_000_000, 400)
+    assert secs == pytest.approx(30 + 20 * (3_000_000 - 40_000) / 40_000)
+    assert mb == pytest.approx(300.0)
+    assert "slice6" in how and "slice12" in how and "memory flat" in how
+
+
+def test_slice_stores_option_takes_a_list():
+    assert bench_scale._parser().parse_args(["--slice-stores", "3,9"]).slice_stores == (3, 9)
+    assert bench_scale._parser().parse_args(["--slice-stores", "0"]).slice_stores == ()
+    assert bench_scale._parser().parse_args([]).slice_stores == (6, 12)
