@@ -11,9 +11,8 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    (median of ``--repeat``): economics + greedy start + model build, solve, report and
    ``check_plan``. Target: built and solved in <= 10 s.
 2. **``replenish run plan`` on ``medium``** (100 stores x 1,000 SKUs): a generated medium
-   world of ``--medium-days`` days (default 4: later nights find ambient and frozen zones
-   over their declared capacity, because the generator's min-max rule ignores it, and the
-   MILP orders nothing there, a much smaller problem); the last day's inventory and the
+   world of ``--medium-days`` days (default 35: a night in the world's steady state, after
+   the 28 days the moving average reads); the last day's inventory and the
    snapshots are ingested and copied raw -> clean (the stand-in for ``validate_raw``, as
    ``bench_features.py`` does); the forecasts for that night are a moving average of the
    observed sales (``models.baselines.MovingAverage``, quantiles from its residuals) written
@@ -26,8 +25,11 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    stock the generator left (the cold start; the MILP spends the window draining the min-max
    rule's overstock) and after a ``--warmup``-day warm-up that is replayed but not measured
    (every policy in its own steady state). The plan forecasts with ``--sim-forecasts``
-   (default ``moving_average``, re-fitted nightly on the simulated sales, stock-out days
-   imputed; ``lake`` / ``champion`` use the pipeline's forecasts of a prepared
+   (default ``weekday_moving_average``: a 28-day moving average with each store's weekday
+   shape, ``jobs.simulate.WeekdayProfile``, festival days left out of its history; or
+   ``moving_average``, flat, every day; both re-fitted
+   nightly on the simulated sales, stock-out days imputed; ``lake`` / ``champion`` use the
+   pipeline's forecasts of a prepared
    ``--sim-home``); the min-max baseline trims its orders to the same zone room as the
    MILP. ``--penalties`` adds plan and oracle runs with other service penalties (what a
    higher fill rate costs). Targets: fill rate
@@ -285,10 +287,8 @@ def part_medium(rep: Report, scenario: str, days: int, home: Path, solvers: list
         f"{START}; the night's inventory and the stores/skus snapshots ingested and copied "
         "raw -> clean; forecasts for the night from a moving average of the observed sales "
         "(`models.baselines.MovingAverage`, quantiles from its residuals; no feature build or "
-        "training needed for a speed test). An early night on purpose: from about day 5 the "
-        "generator's min-max rule (which ignores capacities) holds ambient zones at 1.3-2x "
-        "and frozen zones at 2.5-3.5x their declared litres, and the MILP then orders "
-        "nothing into those zones: a later night would time a much smaller problem. Then "
+        "training needed for a speed test); the generator's min-max rule keeps every zone "
+        "within its capacity, so any night has room in every zone. Then "
         "`jobs.plan.run` (Spark local[*], "
         "`groupBy(store_id).applyInPandas`, one single-threaded MILP per store, 8 s time "
         "limit per store) with each solver in turn in one Spark session; *wall s* from the "
@@ -396,7 +396,8 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
         "the generator's reorder rule, its orders trimmed to the zone room the MILP gets; "
         "`oracle` = the same MILP fed the true demand distribution. Suppliers as generated "
         f"(late and short deliveries, the same luck for every policy); solver {solver}; "
-        "capacities `observed`. Costs (INR) over the measured days: ordering + holding + "
+        "capacities `observed` (here the declared ones: the generated world keeps within "
+        "them). Costs (INR) over the measured days: ordering + holding + "
         "lost margin + waste (definitions: `optimize/simulate.py`).", ""]
     for label, warm, res, wall, load, _settings in runs:
         first = next(iter(res.values()))
@@ -501,23 +502,25 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated parts (default all: store,medium,simulate)")
     p.add_argument("--store-skus", type=int, default=8000, help="SKUs of the one store")
     p.add_argument("--repeat", type=int, default=3, help="solves per solver (median)")
-    p.add_argument("--medium-days", type=int, default=4,
+    p.add_argument("--medium-days", type=int, default=35,
                    help="days of the generated medium world; the plan is for the last one "
-                   "(default 4: from about day 5 the generator's min-max rule holds ambient "
-                   "zones at 1.3-2x and frozen at 2.5-3.5x their declared litres, and the "
-                   "MILP orders nothing into an overfull zone)")
+                   "(default 35: past the 28 days of sales the moving-average forecast "
+                   "reads, with the world's stock in its steady state)")
     p.add_argument("--medium-solvers", default="cbc,highs",
                    help="solvers for run plan, in this order (default cbc,highs)")
     p.add_argument("--sim-days", type=int, default=28, help="measured days (default 28)")
     p.add_argument("--warmup", type=int, default=28,
                    help="unmeasured warm-up days of the second simulation (default 28)")
-    p.add_argument("--sim-forecasts", default="moving_average",
-                   choices=["moving_average", "seasonal_naive", "lake", "champion"],
-                   help="the plan policy's forecasts (default moving_average). lake needs "
+    p.add_argument("--sim-forecasts", default="weekday_moving_average",
+                   choices=["weekday_moving_average", "moving_average", "seasonal_naive",
+                            "lake", "champion"],
+                   help="the plan policy's forecasts (default weekday_moving_average: a "
+                   "28-day moving average with each store's weekday shape, festival days "
+                   "left out of its history). lake needs "
                    "--sim-home with lake/forecasts for every replayed night; champion scores "
                    "each night with the registered ensemble (--sim-home with features and a "
                    "champion, or, without it, the bench builds the features and trains one "
-                   "first: ~20 min more). Other than moving_average, the results go to a "
+                   "first: ~20 min more). Other than the default, the results go to a "
                    "section of RESULTS.md of their own")
     p.add_argument("--sim-home", type=Path, default=None,
                    help="simulate this existing world (default: generate small, 120 days)")
@@ -559,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         if "store" in parts:
             part_store(rep, args.store_skus, repeat)
         if "medium" in parts:
-            scenario, days = ("small", 4) if quick else ("medium", args.medium_days)
+            scenario, days = ("small", 14) if quick else ("medium", args.medium_days)
             part_medium(rep, scenario, days, home(scenario),
                         [s for s in args.medium_solvers.split(",") if s])
         if "simulate" in parts:
@@ -577,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     info = machine()
-    section = SECTION if args.sim_forecasts == "moving_average" else (
+    section = SECTION if args.sim_forecasts == "weekday_moving_average" else (
         f"## Plan: policy simulation with `{args.sim_forecasts}` forecasts")
     text = [section, "", f"Command: `{command()}` (from the repository root)", "",
             machine_line(info), "",

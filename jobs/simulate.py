@@ -3,6 +3,7 @@
 Reads (each day from ``lake/clean`` when ingested there, else from ``landing``):
 
 - the ``stores`` and ``skus`` snapshots in force on the first day;
+- ``calendar`` of the lookback and the window (festive days, for the weekday forecast);
 - the ``inventory`` snapshot of the day before the window: the starting stock by days to
   expiry; its ``on_order`` is assumed to arrive on the window's first morning (the planner's
   own assumption; the arrival day of each open order is not in the snapshot). Pairs without
@@ -21,10 +22,14 @@ Policies (``optimize/simulate.py`` replays them):
   pairs that never sold start from their store x category mean. The chain-level part of its
   levels is the mean over the simulated stores. By default (``minmax_capacity``) its orders
   are trimmed to each zone's free room (:func:`jobs.world.fit_to_room`), the capacities the
-  MILP respects, so the baseline meets the same limits; the generator's own rule ignores
-  them (and holds ambient zones at 1.3-2x, frozen at 2.5-3.5x the declared litres).
+  MILP respects (with ``capacity="observed"``, never less than what the store held), so the
+  baseline meets the same limits, as the generator's own rule does.
 - ``plan``: the per-store MILP (``optimize.milp.solve_store``) re-planned every night, fed by
-  a forecast: ``moving_average`` (default) or ``seasonal_naive`` from ``models.baselines``
+  a forecast: ``weekday_moving_average`` (default: ``WeekdayProfile``, a 28-day moving
+  average with each store's weekday shape, trained without the days the ``calendar`` marks
+  festive in the store's region, ``Window.festive``: a level that averages a festival's
+  run-up in over-forecasts the weeks after it), ``moving_average`` (flat, every day) or
+  ``seasonal_naive`` from ``models.baselines``
   (``fit`` / ``predict`` every night, horizons 1-7, quantiles from their residuals) on the
   *observed* sales of the last ``lookback_days`` days, where a day whose shelf emptied
   (censored: sales are only a lower bound of demand) counts as the demand it most likely had
@@ -47,8 +52,9 @@ Policies (``optimize/simulate.py`` replays them):
 Warm-up (``warmup_days``): the replay starts that many days before the measured window and
 those days are left out of the metrics, so each policy is measured in its own steady state.
 Without it the plan and the oracle spend the window selling down the stock the min-max rule
-left (up to 80 days of cover for non-perishables), which caps their turnover whatever they
-decide; with it they are compared on what they hold themselves.
+left (ambient and frozen zones filled to their capacity, weeks of cover for non-perishables),
+which caps their turnover whatever they decide; with it they are compared on what they hold
+themselves.
 
 Suppliers: ``world`` (default when ``world.json`` describes the lake) replays the
 generator's late and short deliveries with its per-supplier probabilities and the same
@@ -68,6 +74,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,16 +98,18 @@ from optimize.simulate import (
 
 __all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS",
            "CAPACITIES", "CENSORED",
-           "MinMaxPolicy", "OracleForecast", "HistoryForecast", "LakeForecast",
+           "MinMaxPolicy", "OracleForecast", "HistoryForecast", "LakeForecast", "WeekdayProfile",
            "load_window", "Window", "CASE_STUDY"]
 
 POLICIES = ("plan", "minmax", "oracle")
-FORECASTS = ("moving_average", "seasonal_naive", "lake", "champion")
+FORECASTS = ("moving_average", "weekday_moving_average", "seasonal_naive", "lake", "champion")
 #: How the history forecasts read a day whose shelf emptied (``HistoryForecast``).
 CENSORED = ("impute", "drop")
 SUPPLIERS = ("auto", "world", "perfect")
 CAPACITIES = ("observed", "declared")
 HORIZON = 7
+#: Calendar festival intensity from which a day counts as festive (``Window.festive``).
+FESTIVE = 0.3
 
 #: The case study's "before" and "after" (service level, perishable waste %, turnover).
 CASE_STUDY = {"before": {"fill_rate": 0.892, "waste_pct": 9.8, "turnover": 18.2},
@@ -117,7 +126,7 @@ class SimulateConfig:
     start: dt.date | None = None
     stores: tuple[int, ...] | None = None
     solver: str = "cbc"
-    forecasts: str = "moving_average"
+    forecasts: str = "weekday_moving_average"
     suppliers: str = "auto"
     capacity: str = "observed"
     lookback_days: int = 56
@@ -128,7 +137,8 @@ class SimulateConfig:
     #: fills) the stock the generator's min-max rule left behind.
     warmup_days: int = 0
     #: The min-max baseline respects the zone capacities the MILP respects (``stores``),
-    #: trimming its orders to the zone's room; False replays the generator's rule as is.
+    #: trimming its orders to the zone's room, as the generator's rule does; False replays
+    #: the rule without that trimming (zones overfill: a study of the rule without limits).
     minmax_capacity: bool = True
     #: Stock-out days in the plan's history forecasts: "impute" or "drop" (HistoryForecast).
     censored: str = "impute"
@@ -182,6 +192,10 @@ class Window:
     hist_censored: np.ndarray  # (n, L) the shelf emptied that day
     world: dict | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    #: (n_stores, L + days): a festival in the store's region (``calendar`` intensity >=
+    #: FESTIVE) on each history and window day; the ``weekday_moving_average`` leaves those
+    #: days out of its level. All False where the calendar has no partition.
+    festive: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
     #: The first ``warmup`` of the ``days`` replayed are not measured.
     warmup: int = 0
 
@@ -319,12 +333,13 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
     store_inputs = _store_inputs(stores, pairs, buckets.sum(axis=1) + on_order, sim.capacity)
     hist_dates = [start - dt.timedelta(days=i) for i in range(sim.lookback_days, 0, -1)]
     hist_sold, hist_active, hist_cens = _history(cfg, hist_dates, store_ids, n_k, sku_pos, n)
+    festive = _festive(cfg, hist_dates + window, stores)
     return Window(start=start, days=total, pairs=pairs,
                   stores=store_inputs,
                   n_stores=n_s, n_skus=n_k, buckets=buckets, on_order=on_order,
                   demand=demand[:total], active=present[:total], expected=expected,
                   dispersion=dispersion, hist_dates=hist_dates, hist_sold=hist_sold,
-                  hist_active=hist_active, hist_censored=hist_cens,
+                  hist_active=hist_active, hist_censored=hist_cens, festive=festive,
                   world=_world_manifest(cfg),
                   sources={"inventory": str(_root(cfg, "inventory", before))},
                   warmup=sim.warmup_days)
@@ -333,10 +348,10 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
 def _store_inputs(stores: pd.DataFrame, pairs: pd.DataFrame, units: np.ndarray,
                   capacity: str) -> dict[int, StoreInputs]:
     """The stores' limits for the planner. ``observed``: a zone's capacity is at least the
-    volume on hand and on order at the start (the generator's min-max rule ignores capacity
-    and overfills ambient and frozen zones; a store evidently holds what it held, and the
-    planner would otherwise order nothing into an overfull zone for weeks); ``declared``:
-    the snapshot's capacities as they are."""
+    volume on hand and on order at the start (imported data whose stock exceeds the declared
+    litres: a store evidently holds what it held, and the planner would otherwise order
+    nothing into an overfull zone for weeks; a generated world stays within its capacities,
+    so there it changes nothing); ``declared``: the snapshot's capacities as they are."""
     out = {}
     vol = pd.Series(units * pairs["volume_l"].to_numpy(float)).groupby(
         [pairs["store_id"].to_numpy(), pairs["zone"].to_numpy()]).sum()
@@ -350,6 +365,23 @@ def _store_inputs(stores: pd.DataFrame, pairs: pd.DataFrame, units: np.ndarray,
                             max(s.capacity_frozen_l, held["frozen"]), s.daily_budget,
                             dict(s.supplier_min_order_value))
         out[s.store_id] = s
+    return out
+
+
+def _festive(cfg: Config, dates: list[dt.date], stores: pd.DataFrame) -> np.ndarray:
+    """(stores, dates): the ``calendar`` table's festival intensity in the store's region is
+    at least FESTIVE (a festival's run-up or day); False where a day has no calendar."""
+    out = np.zeros((len(stores), len(dates)), bool)
+    if "region" not in stores.columns:
+        return out
+    region = stores["region"].to_numpy()
+    for j, day in enumerate(dates):
+        if not partition_dir(_root(cfg, "calendar", day), "calendar", day).is_dir():
+            continue
+        cal = read_partition(_root(cfg, "calendar", day), "calendar", day,
+                             ["region", "festival_intensity"]).to_pandas()
+        inten = cal.set_index("region")["festival_intensity"]
+        out[:, j] = pd.Series(region).map(inten).fillna(0.0).to_numpy(float) >= FESTIVE
     return out
 
 
@@ -563,7 +595,8 @@ class HistoryForecast:
     window (no forecast of ours for them) are unobserved either way; inactive days too."""
 
     def __init__(self, pairs: pd.DataFrame, make_model: Callable[[], object], win: Window,
-                 lookback: int, horizon: int = HORIZON, censored: str = "impute") -> None:
+                 lookback: int, horizon: int = HORIZON, censored: str = "impute",
+                 skip_festivals: bool = False) -> None:
         if censored not in CENSORED:
             raise ValueError(f"censored must be one of {CENSORED}, not {censored!r}")
         self.pairs, self.make_model, self.lookback, self.horizon = pairs, make_model, \
@@ -572,6 +605,12 @@ class HistoryForecast:
         obs = np.where(win.hist_active & ~win.hist_censored, win.hist_sold, np.nan)
         self.values = np.full((len(pairs), obs.shape[1] + win.days), np.nan)
         self.values[:, :obs.shape[1]] = obs
+        #: Festive days (``Window.festive``) per pair, left out of the training history: a
+        #: level that averages a festival's 2-3x run-up in over-forecasts the weeks after.
+        self.skip = np.zeros(self.values.shape, bool)
+        if skip_festivals and win.festive.size:
+            store_pos = pd.factorize(pairs["store_id"], sort=True)[0]
+            self.skip = win.festive[store_pos][:, :self.values.shape[1]]
         self.offset = obs.shape[1]
         self.first = win.start - dt.timedelta(days=obs.shape[1])
         #: Tomorrow's forecast mean and variance per pair (NaN: none yet).
@@ -609,7 +648,7 @@ class HistoryForecast:
         col = self.offset + night.t
         self.values[:, col] = self.observed(night)
         lo = max(0, col + 1 - self.lookback)
-        block = self.values[:, lo:col + 1]
+        block = np.where(self.skip[:, lo:col + 1], np.nan, self.values[:, lo:col + 1])
         r, c = np.nonzero(np.isfinite(block))
         dates = pd.Timestamp(self.first) + pd.to_timedelta(lo + c, unit="D")
         train = pd.DataFrame({"store_id": self.pairs["store_id"].to_numpy()[r],
@@ -638,6 +677,54 @@ class HistoryForecast:
             prior = out.groupby([out["store_id"], cat, out["horizon"]])[c].transform("mean")
             out[c] = out[c].fillna(prior).fillna(0.0)
         return out
+
+
+class WeekdayProfile:
+    """A level baseline (``models.baselines.MovingAverage`` by default) with a weekday shape:
+    each store's weekday index is learnt from its own history, pooled over its SKUs (sum of
+    sales on that weekday / sum of the pairs' mean sales on those days, normalised to a mean
+    of 1: one number per store and weekday, so it is stable even for slow SKUs); the base
+    model fits the deseasonalised sales and its mean and quantiles are scaled back by the
+    target day's index. A flat moving average reads every weekday swing as noise: its
+    quantiles widen by the swing and it over-stocks short-life goods on quiet days."""
+
+    def __init__(self, make_base: Callable[[], object] | None = None) -> None:
+        from models.baselines import MovingAverage
+
+        self.make_base = make_base or MovingAverage
+        self.index: pd.DataFrame | None = None
+        self.base: Any = None
+
+    def fit(self, train: pd.DataFrame, cfg: object = None) -> WeekdayProfile:
+        t = train.assign(dow=pd.to_datetime(train["date"]).dt.dayofweek)
+        level = t.groupby(["store_id", "sku_id"])["y"].transform("mean")
+        sums = t.assign(level=level).groupby(["store_id", "dow"])[["y", "level"]].sum()
+        idx = (sums["y"] / sums["level"].where(sums["level"] > 0)).unstack("dow")
+        idx = idx.reindex(columns=range(7)).fillna(1.0).clip(0.5, 2.0)
+        idx = idx.div(idx.mean(axis=1), axis=0)
+        self.index = idx
+        factor = self._factor(t["store_id"], t["dow"])
+        flat = t.assign(y=t["y"] / factor).drop(columns="dow")
+        base: Any = self.make_base()
+        base.fit(flat) if cfg is None else base.fit(flat, cfg)
+        self.base = base
+        return self
+
+    def _factor(self, store: pd.Series, dow: pd.Series) -> np.ndarray:
+        assert self.index is not None
+        stacked = self.index.stack()
+        key = pd.MultiIndex.from_arrays([store.to_numpy(), dow.to_numpy()])
+        return stacked.reindex(key).fillna(1.0).to_numpy(float)
+
+    def predict(self, horizon: int, quantiles: Sequence[float]) -> pd.DataFrame:
+        if self.base is None:
+            raise RuntimeError("WeekdayProfile: fit before predict")
+        fc = self.base.predict(horizon, quantiles)
+        dow = pd.to_datetime(fc["target_date"]).dt.dayofweek
+        factor = self._factor(fc["store_id"], dow)
+        cols = [c for c in fc.columns if c == "mean" or (c.startswith("q") and c[1:].isdigit())]
+        fc[cols] = fc[cols].to_numpy(float) * factor[:, None]
+        return fc
 
 
 class LakeForecast:
@@ -688,9 +775,11 @@ def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
     else:
         from models.baselines import MovingAverage, SeasonalNaive
 
-        make = MovingAverage if sim.forecasts == "moving_average" else SeasonalNaive
+        make = {"moving_average": MovingAverage, "seasonal_naive": SeasonalNaive,
+                "weekday_moving_average": WeekdayProfile}[sim.forecasts]
         provider = HistoryForecast(win.pairs, make, win, sim.lookback_days,
-                                   censored=sim.censored)
+                                   censored=sim.censored,
+                                   skip_festivals=sim.forecasts == "weekday_moving_average")
     return PlanPolicy(name, win.pairs, win.stores, provider, sim.plan_config())
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from jobs.calendar_india import NATIONAL_HOLIDAYS, REGIONS, festival_intensity
 
 __all__ = ["Scenario", "SCENARIOS", "World", "DayResult", "CATEGORIES", "HOURS",
-           "ReorderRule", "fit_to_room", "ZONE_NAMES"]
+           "ReorderRule", "fit_to_room", "ZONE_NAMES", "CAPACITY_DAYS"]
 
 #: Selling hours of a dark store (06:00-23:59); index 0 is 06:00.
 HOURS = np.arange(6, 24)
@@ -101,6 +101,13 @@ _ARCHETYPES = (
 #: Coefficient of variation of the unknowable store x category x day demand shock.
 _CAT_CV = 0.07
 
+#: A zone's declared capacity in days of its typical (base) demand, by volume. Dark stores
+#: are small and capacity-bound: the min-max rule (``ReorderRule``, trimmed to the room)
+#: fills ambient and frozen shelves to the limit (its ``cover_days`` would not fit); chilled
+#: goods (all perishable) turn in days, so the chilled zone is sized to about twice what the
+#: rule holds at its peak.
+CAPACITY_DAYS = {"ambient": 40.0, "chilled": 10.0, "frozen": 40.0}
+
 #: Day-of-week shape (Mon..Sun) before the archetype's weekend lift.
 _WEEKLY = np.array([0.93, 0.90, 0.93, 0.97, 1.05, 1.12, 1.10])
 
@@ -119,19 +126,21 @@ class ReorderRule:
     store's own history by ``chain_weight``: big stores run short, small ones overstock.
 
     ``respect_capacity``: trim each night's orders to the zone's free room
-    (:func:`fit_to_room`). Off in the generated world (the calibrated "before": it overfills
-    ambient and frozen zones, and turning it on would change every seed's history); the
-    simulator's min-max baseline turns it on, so it meets the limits the MILP meets.
+    (:func:`fit_to_room`), as a dark store must: its shelves are full, so a rule that wants
+    ``cover_days`` of an ambient SKU gets what fits, and the trimmed orders include those of
+    SKUs about to run out (the "before" policy's stock-outs next to full shelves). On in the
+    generated world and in the simulator's min-max baseline; off only to study the rule
+    without limits. The parameters were calibrated with it on (README, "Calibration").
     """
 
-    safety: float = 0.25
-    cover_days: float = 80.0
-    perishable_cover_frac: float = 0.6
+    safety: float = 0.15
+    cover_days: float = 90.0
+    perishable_cover_frac: float = 0.75
     ewma_alpha: float = 0.1
     review_days: int = 3
     refresh_days: int = 14
     chain_weight: float = 0.8
-    respect_capacity: bool = False
+    respect_capacity: bool = True
 
 
 def fit_to_room(units: np.ndarray, case: np.ndarray, moq: np.ndarray, volume: np.ndarray,
@@ -315,9 +324,9 @@ class World:
         for zone in ("ambient", "chilled", "frozen"):
             vol = np.where(sk.zone.to_numpy()[self.p_sku] == zone,
                            self.p_base * sk.volume_l.to_numpy()[self.p_sku], 0.0)
-            # Room for about three weeks of the zone's typical demand, at least 200 litres.
-            self.stores[f"capacity_{zone}_l"] = np.maximum(
-                200.0, np.round(np.bincount(self.p_store, vol, minlength=len(st)) * 21, -1))
+            # Room for CAPACITY_DAYS of the zone's typical demand, at least 200 litres.
+            self.stores[f"capacity_{zone}_l"] = np.maximum(200.0, np.round(
+                np.bincount(self.p_store, vol, minlength=len(st)) * CAPACITY_DAYS[zone], -1))
 
     def _hourly_profiles(self) -> np.ndarray:
         """(pairs, 18) share of a day's demand arriving in each selling hour."""

@@ -7,7 +7,10 @@ sold on days a..a + SL - 1. Windows (days counted from 1 = tomorrow):
 
 - pre-arrival A = 1..a-1, coverage W = 1..T with T = a + R - 1 (capped at a + SL - 1 for
   perishables: an order cannot cover days after it expired), cycle B = a..T (the R days the
-  order serves before the next one lands), life E = 1..a + SL - 1.
+  order serves before the next one lands), life E = 1..a + SL - 1. For a perishable whose
+  smallest order (MOQ x case pack) lasts longer than R days at its mean forecast and whose
+  usable stock will not last the R days, R is the days that lot lasts, up to SL
+  (``PlanConfig.lot_cycle``, :func:`_lot_cycle`): the lot serves all of them.
 - Usable old stock P_X = on_hand + on_order - old units that expire unsold by the end of X
   when the old stock ages FIFO against the mean forecast (``demand.fluid_fifo_waste``).
 - D_X is the gamma demand of window X (``optimize/demand.py``); G_X(S) = E[(D_X - S)+].
@@ -308,6 +311,29 @@ def _at(cum: np.ndarray, day: np.ndarray) -> np.ndarray:
     return np.take_along_axis(cum, day[:, None], axis=1)[:, 0]
 
 
+def _lot_cycle(mean: np.ndarray, case: np.ndarray, moq: np.ndarray, shelf: np.ndarray,
+               perish: np.ndarray, cfg: PlanConfig) -> np.ndarray:
+    """Days the order of each line serves (its cycle), from ``cfg.review_days`` up.
+
+    With ``cfg.lot_cycle``, a perishable whose smallest order (MOQ x case pack) lasts longer
+    than the review period at its mean forecast serves the days that lot lasts, up to its
+    shelf life: the next order comes only when the lot runs out, so the lot must be weighed
+    against the sales of all those days, as its waste is. Counting only the review period's
+    sales, a slow fresh SKU sold by the case never looks worth ordering (a day's lost sales
+    against a case's waste) and stays empty for good. Used only for the lines expected to run
+    short before the next order could arrive (see build_economics)."""
+    review = np.full(len(case), int(cfg.review_days))
+    if not cfg.lot_cycle:
+        return review
+    ok = np.isfinite(mean)
+    daily = np.where(ok, mean, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+    lot = np.maximum(moq, 1) * case
+    with np.errstate(divide="ignore", invalid="ignore"):
+        days = np.where(daily > 1e-9, np.ceil(lot / np.maximum(daily, 1e-9) - 1e-9), 1)
+    days = np.minimum(days, np.maximum(shelf, 1))
+    return np.where(perish, np.maximum(review, days), review).astype(int)
+
+
 def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) -> Economics:
     """Everything the planners need, vectorised over the lines of one store."""
     validate_lines(lines)
@@ -332,7 +358,9 @@ def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) ->
     life_end = arrival + shelf - 1
     full_cover = arrival + cfg.review_days - 1
     cover = np.where(perish, np.minimum(full_cover, life_end), full_cover)
-    days = int(max(cover.max(initial=1), np.where(perish, life_end, 1).max(initial=1)))
+    cycle = _lot_cycle(fc["mean"], case, moq, shelf, perish, cfg) if n else np.zeros(0, int)
+    lot_cover = np.where(perish, np.minimum(arrival + cycle - 1, life_end), cover)
+    days = int(max(lot_cover.max(initial=1), np.where(perish, life_end, 1).max(initial=1)))
 
     mean = np.nan_to_num(_extend(fc["mean"], days)) if n else np.zeros((0, days))
     upper = np.stack([_extend(fc[q], days) for q in QUANTILE_COLUMNS[1:]], axis=-1) if n \
@@ -350,6 +378,11 @@ def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) ->
     np.add.at(buckets, (np.arange(n), slot), on_order)
     old_waste = fluid_fifo_waste(buckets, mean)
     stock = col["on_hand"].astype(float) + on_order
+    # A line expected to run out before its next order could land is planned over the days
+    # its lot lasts (_lot_cycle); one that can wait a night waits (ordering its lot now
+    # would only age it behind the old stock).
+    runs_short = stock - _at(old_waste, cover) < _at(cm, cover)
+    cover = np.where(runs_short, lot_cover, cover)
     pre = arrival - 1
     life = np.where(perish, life_end, cover)
 

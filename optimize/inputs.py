@@ -119,6 +119,9 @@ class PlanConfig:
     #: True when orders arrive in the morning before the day's sales (jobs/world.py): an order
     #: then covers lead + review - 1 days of demand; False: lead + review days.
     deliveries_before_sales: bool = True
+    #: A perishable sold in lots (MOQ x case pack) bigger than a review period's demand is
+    #: planned over the days its lot lasts, up to its shelf life (economics._lot_cycle).
+    lot_cycle: bool = True
     default_service_target: float = 0.95
     service_targets: Mapping[str, float] = field(
         default_factory=lambda: dict(_DEFAULT_TARGETS), hash=False)

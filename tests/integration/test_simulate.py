@@ -148,7 +148,12 @@ def test_minmax_replays_the_generator_exactly():
     n_k = len(w.skus)
     pairs = pd.DataFrame({"store_id": w.p_store + 1, "sku_id": w.p_sku + 1}).merge(
         w.skus, on="sku_id", how="left")
-    policy = js.MinMaxPolicy(pairs, len(w.stores), n_k, w.rule, w.est, w.est_used, w.start)
+    from optimize.inputs import StoreInputs
+
+    stores = {s.store_id: s for s in map(StoreInputs.from_row, w.stores.to_dict("records"))}
+    policy = js.MinMaxPolicy(pairs, len(w.stores), n_k, w.rule, w.est, w.est_used, w.start,
+                             stores=stores)
+    assert w.rule.respect_capacity
     b0, p0 = w.buckets.copy(), w.pipeline.copy()
     n = len(pairs)
     demand = np.zeros((days, n), np.int64)
@@ -188,7 +193,10 @@ def test_fit_to_room_trims_only_the_zones_that_overflow():
 
 
 def test_minmax_respects_the_zone_room_it_is_given():
-    """The simulator's min-max meets the MILP's zone limits; the generator's rule does not."""
+    """The simulator's min-max meets the MILP's zone limits, as the generator's rule does;
+    without ``respect_capacity`` it would not."""
+    import dataclasses
+
     from jobs.world import ReorderRule
     from optimize.inputs import StoreInputs
 
@@ -200,9 +208,10 @@ def test_minmax_respects_the_zone_room_it_is_given():
                       "moq_cases": [1, 1], "category": ["snacks", "frozen"]})
     est = np.array([2.0, 2.0])
     stores = {1: StoreInputs(1, 30.0, 100.0, 100.0, 1e6)}
-    free = js.MinMaxPolicy(p, 1, 2, ReorderRule(), est, est, START)
-    capped = js.MinMaxPolicy(p, 1, 2, ReorderRule(respect_capacity=True), est, est, START,
-                             stores=stores)
+    rule = ReorderRule(safety=0.25, cover_days=80.0)
+    free = js.MinMaxPolicy(p, 1, 2, dataclasses.replace(rule, respect_capacity=False), est,
+                           est, START)
+    capped = js.MinMaxPolicy(p, 1, 2, rule, est, est, START, stores=stores)
     on_hand, on_order, active = np.array([10, 0]), np.array([0, 0]), np.array([True, True])
     d = 0  # a review day for supplier 3 (3 % 3 == 0)
     want = free.decide(d, on_hand, on_order, active)
@@ -295,3 +304,55 @@ def test_champion_forecasts_score_the_nights_the_lake_lacks(world, tmp_path):
     assert fc(night(0))["mean"].eq(1.0).all() and scored == []
     assert fc(night(1))["mean"].eq(3.0).all() and scored == [days[1]]
     assert js.SimulateConfig(forecasts="champion").forecasts == "champion"
+
+
+def test_weekday_profile_learns_each_stores_week_and_scales_the_quantiles():
+    """Store 1 sells 1.5x on weekends, store 2 the same every day: the profile forecasts
+    store 1's Saturday at 1.5x its Wednesday (a flat moving average cannot), store 2 flat,
+    and the quantiles move with the mean."""
+    from models.baselines import MovingAverage
+    from models.protocol import QUANTILES
+
+    days = pd.date_range("2025-03-03", periods=28)  # a Monday; 4 whole weeks
+    rows = []
+    for store in (1, 2):
+        for sku, level in ((1, 4.0), (2, 10.0)):
+            for d in days:
+                lift = 1.5 if store == 1 and d.dayofweek >= 5 else 1.0
+                rows.append((store, sku, d, level * lift))
+    train = pd.DataFrame(rows, columns=["store_id", "sku_id", "date", "y"])
+    fc = js.WeekdayProfile().fit(train).predict(7, QUANTILES)
+    fc["dow"] = pd.to_datetime(fc["target_date"]).dt.dayofweek
+    m = fc.set_index(["store_id", "sku_id", "dow"])["mean"]
+    assert m[(1, 2, 5)] / m[(1, 2, 2)] == pytest.approx(1.5)
+    assert m[(2, 2, 5)] == pytest.approx(m[(2, 2, 2)]) == pytest.approx(10.0)
+    # the week's total is kept: 5 weekdays at x and 2 weekend days at 1.5x average 10 x 8/7
+    week = fc[(fc.store_id == 1) & (fc.sku_id == 2)]["mean"].sum()
+    assert week == pytest.approx(10.0 * (5 + 3.0))
+    q = fc.set_index(["store_id", "sku_id", "dow"])["q90"]
+    assert q[(1, 2, 5)] / q[(1, 2, 2)] == pytest.approx(1.5)
+    flat = MovingAverage().fit(train).predict(7, QUANTILES)
+    assert flat[(flat.store_id == 1) & (flat.sku_id == 2)]["mean"].nunique() == 1
+
+
+def test_festival_days_are_left_out_of_the_weekday_forecasts_history(world):
+    """The tiny world's window history (from 2025-03-01) holds Holi (11-14 March) and Eid
+    (28-31 March): the calendar marks them festive in the regions that keep them, and the
+    weekday moving average trains without those days (the flat one keeps them)."""
+    sim = js.SimulateConfig(days=2)
+    win = js.load_window(world, sim)
+    dates = win.hist_dates + [win.start + dt.timedelta(days=t) for t in range(win.days)]
+    assert win.festive.shape == (win.n_stores, len(dates))
+    festive_days = {d for j, d in enumerate(dates) if win.festive[:, j].any()}
+    assert dt.date(2025, 3, 13) in festive_days and dt.date(2025, 3, 20) not in festive_days
+    skip = js.HistoryForecast(win.pairs, js.WeekdayProfile, win, 28, skip_festivals=True)
+    keep = js.HistoryForecast(win.pairs, js.WeekdayProfile, win, 28)
+    assert skip.skip.any() and not keep.skip.any()
+    n_hist = len(win.hist_dates)
+    assert (skip.skip[:, :n_hist].any(axis=0) == win.festive[:, :n_hist].any(axis=0)).all()
+    # the default forecast skips them, the flat moving average does not
+    plan = js._build_policy("plan", win, sim, world)
+    assert plan.forecast.skip.any()
+    flat = js._build_policy("plan", win, js.SimulateConfig(days=2, forecasts="moving_average"),
+                            world)
+    assert not flat.forecast.skip.any()
