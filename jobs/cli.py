@@ -382,15 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="MILP solver of the plan and oracle policies, single-threaded "
                      "(default: the config's plan_solver, cbc)")
     sim.add_argument("--forecasts",
-                     choices=["moving_average", "seasonal_naive", "lake", "champion"],
-                     default="moving_average",
-                     help="what the plan policy forecasts with: moving_average or "
-                     "seasonal_naive re-fitted nightly on the simulated observed sales "
-                     "(stock-out days per --censored); lake: lake/forecasts/date=D from "
+                     choices=["weekday_moving_average", "moving_average", "seasonal_naive",
+                              "lake", "champion"],
+                     default="weekday_moving_average",
+                     help="what the plan policy forecasts with: weekday_moving_average (a "
+                     "28-day moving average times each store's weekday index, festival days "
+                     "left out of its history), moving_average or seasonal_naive, each "
+                     "re-fitted nightly on the simulated observed sales (stock-out days per "
+                     "--censored); lake: lake/forecasts/date=D from "
                      "'replenish run score', needed for every simulated night; champion: "
                      "like lake, but a missing night is scored first by the registered "
                      "champion through the score step (needs lake/features of the nights "
-                     "and a champion in MLflow) (default moving_average)")
+                     "and a champion in MLflow) (default weekday_moving_average)")
     sim.add_argument("--censored", choices=["impute", "drop"], default="impute",
                      help="stock-out days in the history forecasts: impute reads a day the "
                      "shelf emptied as its likely demand (the gamma mean above the units "
@@ -401,9 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "each policy is measured in its own steady state rather than while it "
                      "sells down the stock the world started with (default 0)")
     sim.add_argument("--minmax-overfill", action="store_true",
-                     help="replay the generator's min-max rule as it is, overfilling zones; "
-                     "by default its orders are trimmed to the zone capacities the MILP "
-                     "respects, so the baseline is a fair one")
+                     help="replay the min-max rule without trimming its orders to the zones' "
+                     "room (it then overfills them); by default, like the generator's own "
+                     "rule, it trims them to the capacities the MILP respects")
     sim.add_argument("--suppliers", choices=["auto", "world", "perfect"], default="auto",
                      help="world: the generator's late and short deliveries (same luck for "
                      "every policy); perfect: every order arrives in full and on time; auto: "
@@ -411,8 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--capacity", choices=["observed", "declared"], default="observed",
                      help="zone capacities the MILP respects: observed raises each zone's "
                      "declared capacity to the volume the store held on hand and on order the "
-                     "day before the window (the generator's min-max rule overfills zones); "
-                     "declared uses the stores snapshot as is (default observed)")
+                     "day before the window, for imported data whose stores hold more than "
+                     "they declare (a generated world keeps within its capacities, so there "
+                     "it changes nothing); declared uses the stores snapshot as is "
+                     "(default observed)")
     sim.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     sim.set_defaults(func=_cmd_simulate)
 
