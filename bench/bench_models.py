@@ -279,8 +279,8 @@ def _score(cfg, run_date: dt.date, part: Part, target_s: float | None) -> None:
     with PeakMemory() as mem:
         res = score.run(cfg, run_date)
     seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-    note = (f"({res.pairs:,} pairs, {res.rows:,} rows by {res.model}; CPU {cpu:,.0f} s; "
-            f"peak {mem.peak:,.0f} MB"
+    note = (f"({res.pairs:,} pairs, {res.rows:,} rows by {res.model}; chunks of "
+            f"{cfg.score_chunk_pairs:,} pairs; CPU {cpu:,.0f} s; peak {mem.peak:,.0f} MB"
             + (f"; FALLBACK {res.fallback}" if res.fallback else "") + ")")
     part.timed("score, every active pair x 7 days", seconds, note)
     if res.member_flags:

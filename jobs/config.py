@@ -58,6 +58,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
                                     "fallback). Default 8"),
     "REPLENISH_MIP_GAP": ("plan_mip_gap", "Relative MIP gap at which a store's solve stops. "
                           "Default 0.005"),
+    "REPLENISH_SCORE_CHUNK_PAIRS": ("score_chunk_pairs", "Store x SKU pairs score forecasts "
+                                    "at a time (whole stores per chunk; bounds its memory). "
+                                    "Default 20000"),
     "REPLENISH_STORES": ("stores", "Comma-separated store ids that score and plan re-run "
                          "(their rows of the date are replaced, the other stores' kept). "
                          "Default empty = all stores"),
@@ -88,6 +91,7 @@ class Config:
     plan_time_limit_s: float = 8.0
     plan_mip_gap: float = 0.005
     stores: tuple[int, ...] = ()
+    score_chunk_pairs: int = 20_000
     config_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -158,6 +162,11 @@ def _coerce(name: str, value: Any) -> Any:
         return Path(os.path.expanduser(str(value)))
     if name in ("spark_shuffle_partitions", "pg_port", "max_series"):
         return int(value)
+    if name == "score_chunk_pairs":
+        pairs = int(value)
+        if pairs < 1:
+            raise ValueError(f"score_chunk_pairs must be >= 1, got {value!r}")
+        return pairs
     if name == "model_profile":
         if str(value) not in ("full", "quick"):
             raise ValueError(f"model_profile must be 'full' or 'quick', got {value!r}")

@@ -242,18 +242,47 @@ class EnsembleModel:
         seg["segment"] = seg["cluster"].fillna(-1).astype("int64").astype(str)
         return seg[[*KEY, "segment"]]
 
+    def population(self, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+        """Empty whole-population state (member name -> state) of the members that forecast
+        a series from the aggregates of every series (Prophet, ARIMA: ``new_totals``), on
+        the days ``start..end``; fill it with ``add_population`` chunk by chunk, then pass it
+        to ``forecast`` with each chunk, so that the chunks' forecasts are those of one call
+        over all series."""
+        return {name: member.new_totals(start, end)
+                for name, member in self.members.items() if hasattr(member, "new_totals")}
+
+    def add_population(self, population: dict[str, Any], history: pd.DataFrame) -> None:
+        """Add one chunk of history (whole stores, in increasing store order) to
+        ``population``; a member that cannot take it fails later, in ``forecast``."""
+        if history.empty:
+            return
+        for name, state in population.items():
+            if isinstance(state, Exception):
+                continue
+            try:
+                self.members[name].add_totals(state, history)  # type: ignore[attr-defined]
+            except Exception as exc:  # the member's failure is flagged when it forecasts
+                population[name] = exc
+
     def member_forecasts(self, history: pd.DataFrame, future: pd.DataFrame | None,
-                         horizon: int | None = None) -> tuple[dict[str, pd.DataFrame],
-                                                              list[str]]:
-        """Each member's forecast from history's last date; failures become flags."""
+                         horizon: int | None = None,
+                         population: dict[str, Any] | None = None
+                         ) -> tuple[dict[str, pd.DataFrame], list[str]]:
+        """Each member's forecast from history's last date; failures become flags.
+        ``population``: see ``population``."""
         horizon = horizon or self.config.horizon
         out: dict[str, pd.DataFrame] = {}
         flags: list[str] = []
         for name, member in self.members.items():
             began = time.perf_counter()
+            extra: dict[str, Any] = {}
             try:
+                if population is not None and name in population:
+                    if isinstance(population[name], Exception):
+                        raise population[name]
+                    extra["totals"] = population[name]
                 fc = member.forecast_from(history, horizon,  # type: ignore[attr-defined]
-                                          self.config.quantiles, future=future)
+                                          self.config.quantiles, future=future, **extra)
                 check_forecast(fc, horizon, self.config.quantiles)
             except Exception as exc:  # a member's failure degrades the ensemble, flagged
                 flags.append(f"member {name} failed: {type(exc).__name__}: {exc}"[:300])
@@ -265,10 +294,11 @@ class EnsembleModel:
         return out, flags
 
     def forecast(self, history: pd.DataFrame, future: pd.DataFrame | None,
-                 horizon: int | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame],
-                                                      list[str]]:
-        """(combined forecast, member forecasts, flags) from ``history``'s last date."""
-        members, flags = self.member_forecasts(history, future, horizon)
+                 horizon: int | None = None, population: dict[str, Any] | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
+        """(combined forecast, member forecasts, flags) from ``history``'s last date;
+        ``population``: when ``history`` is one chunk of the series (see ``population``)."""
+        members, flags = self.member_forecasts(history, future, horizon, population)
         if not members:
             raise RuntimeError("ensemble: every member failed: " + "; ".join(flags))
         keys = pd.concat([fc[list(KEY)] for fc in members.values()]).drop_duplicates()

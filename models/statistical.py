@@ -96,7 +96,7 @@ from models.protocol import (
     quantile_columns,
 )
 
-__all__ = ["ProphetAggregate", "ArimaAggregate", "ARIMA_ORDERS"]
+__all__ = ["ProphetAggregate", "ArimaAggregate", "ARIMA_ORDERS", "SegmentTotals"]
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,40 @@ class _Layout:
     @property
     def n_series(self) -> np.ndarray:
         return np.bincount(self.segment_of, minlength=len(self.names))
+
+
+@dataclass
+class SegmentTotals:
+    """Per-segment sums over a population of series on a fixed day grid, added store by
+    store (``_AggregateForecaster.add_totals``), so that ``forecast_from(chunk, totals=)``
+    forecasts a chunk of the series exactly as it would the whole population: the same
+    aggregates, share denominators and segment forecasts whatever the chunks.
+
+    The sums are accumulated one store at a time in increasing store id, each store's partial
+    summed over its series in sku order, so the floating-point result does not depend on how
+    the stores are grouped into chunks (chunks must come in increasing store order and never
+    split a store). The segments' own forecasts are computed once per horizon and cached.
+    """
+
+    start: pd.Timestamp
+    days: int
+    sums: dict[str, np.ndarray] = field(default_factory=dict)  # (days,) observed demand
+    seen: dict[str, np.ndarray] = field(default_factory=dict)  # (days,) any series observed
+    recent: dict[str, float] = field(default_factory=dict)  # demand of the last share_days
+    whole: dict[str, float] = field(default_factory=dict)  # demand of every day
+    size: dict[str, int] = field(default_factory=dict)  # series
+    last_store: int | None = None
+    #: horizon -> segment -> (mean, sd, reason); reason "" when the segment's model was used
+    cache: dict[int, dict[str, tuple[np.ndarray, np.ndarray, str]]] = field(
+        default_factory=dict, repr=False)
+
+    @property
+    def cutoff(self) -> pd.Timestamp:
+        return self.start + pd.Timedelta(days=self.days - 1)
+
+    def aggregate(self, label: str) -> np.ndarray:
+        """The segment's daily aggregate, NaN on days without any observed series."""
+        return np.where(self.seen[label], self.sums[label], np.nan)
 
 
 def _seasonal_naive(values: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -327,6 +361,105 @@ class _AggregateForecaster:
                        share=share, phi=self._dispersion(values, agg[seg], share),
                        volume=np.nansum(agg, axis=1))
 
+    # ------------------------------------------------------------ population totals
+    def new_totals(self, start: pd.Timestamp, end: pd.Timestamp) -> SegmentTotals:
+        """Empty ``SegmentTotals`` on the day grid ``start..end`` (the forecasts' cutoff)."""
+        start, end = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+        if end < start:
+            raise ValueError(f"{type(self).__name__}.new_totals: end {end.date()} is before "
+                             f"start {start.date()}")
+        return SegmentTotals(start=start, days=(end - start).days + 1)
+
+    def _grid(self, df: pd.DataFrame, totals: SegmentTotals, what: str
+              ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """(keys, values (n, days) on the totals' grid, segment label per series)."""
+        groups = df.groupby(list(KEY), sort=True)
+        sid = groups.ngroup().to_numpy()
+        keys = groups.size().index.to_frame(index=False)[list(KEY)]
+        day = ((pd.to_datetime(df["date"]) - totals.start) // pd.Timedelta(days=1)
+               ).to_numpy(dtype="int64")
+        outside = (day < 0) | (day >= totals.days)
+        if outside.any():
+            bad = df.loc[outside, "date"]
+            raise ValueError(f"{type(self).__name__}: {what} has {int(outside.sum())} row(s) "
+                             f"dated {pd.Timestamp(bad.min()).date()}..{pd.Timestamp(bad.max()).date()}, "
+                             f"outside the totals' days {totals.start.date()}.."
+                             f"{totals.cutoff.date()}")
+        values = np.full((len(keys), totals.days), np.nan)
+        values[sid, day] = df["y"].to_numpy(dtype="float64")
+        return keys, values, self._segments(df, sid, len(keys))
+
+    def add_totals(self, totals: SegmentTotals, history: pd.DataFrame) -> SegmentTotals:
+        """Add the series of ``history`` (a training frame of whole stores, every store
+        after those already added) to ``totals``; returns ``totals``."""
+        df = check_train(history, "history")
+        keys, values, labels = self._grid(df, totals, "history")
+        stores = keys["store_id"].to_numpy()
+        if totals.last_store is not None and len(stores) and stores.min() <= totals.last_store:
+            raise ValueError(f"{type(self).__name__}.add_totals: store {int(stores.min())} "
+                             f"comes after store {totals.last_store}: add whole stores in "
+                             "increasing store_id order")
+        seen = np.isfinite(values)
+        filled = np.where(seen, values, 0.0)
+        recent = filled[:, -self.share_days:].sum(axis=1)
+        whole = filled.sum(axis=1)
+        pair = pd.MultiIndex.from_arrays([stores, labels])
+        cell, order = pd.factorize(pair, sort=True)  # (store, segment), store-major
+        n_cell = len(order)
+        sums = np.zeros((n_cell, totals.days))
+        np.add.at(sums, cell, filled)
+        any_seen = np.zeros((n_cell, totals.days), dtype=bool)
+        np.logical_or.at(any_seen, cell, seen)
+        rec = np.zeros(n_cell)
+        np.add.at(rec, cell, recent)
+        who = np.zeros(n_cell)
+        np.add.at(who, cell, whole)
+        size = np.bincount(cell, minlength=n_cell)
+        for c, (_, label) in enumerate(order):
+            label = str(label)
+            if label in totals.sums:
+                totals.sums[label] = totals.sums[label] + sums[c]
+                totals.seen[label] = totals.seen[label] | any_seen[c]
+                totals.recent[label] += float(rec[c])
+                totals.whole[label] += float(who[c])
+                totals.size[label] += int(size[c])
+            else:
+                totals.sums[label], totals.seen[label] = sums[c], any_seen[c]
+                totals.recent[label], totals.whole[label] = float(rec[c]), float(who[c])
+                totals.size[label] = int(size[c])
+        if len(stores):
+            totals.last_store = int(stores.max())
+        totals.cache.clear()
+        return totals
+
+    def _lay_out_in(self, df: pd.DataFrame, totals: SegmentTotals) -> _Layout:
+        """The layout of ``df``'s series with the population's aggregates and share
+        denominators from ``totals`` (see ``_lay_out`` and ``_shares``)."""
+        keys, values, labels = self._grid(df, totals, "history")
+        missing = sorted(set(labels.tolist()) - set(totals.sums))
+        if missing:
+            raise ValueError(f"{type(self).__name__}.forecast_from: segment(s) {missing[:5]} "
+                             "of history are not in the totals; add every chunk with "
+                             "add_totals first")
+        names, seg = np.unique(labels, return_inverse=True)
+        agg = np.stack([totals.aggregate(str(n)) for n in names]) if len(names) else \
+            np.empty((0, totals.days))
+        filled = np.where(np.isfinite(values), values, 0.0)
+        recent = filled[:, -self.share_days:].sum(axis=1)
+        whole = filled.sum(axis=1)
+        seg_recent = np.array([totals.recent[str(n)] for n in names])[seg]
+        seg_whole = np.array([totals.whole[str(n)] for n in names])[seg]
+        size = np.array([totals.size[str(n)] for n in names], dtype="float64")[seg]
+        share = np.where(seg_recent > 0, np.divide(recent, seg_recent,
+                                                   out=np.zeros_like(recent),
+                                                   where=seg_recent > 0),
+                         np.where(seg_whole > 0, np.divide(whole, seg_whole,
+                                                           out=np.zeros_like(whole),
+                                                           where=seg_whole > 0), 1.0 / size))
+        return _Layout(keys=keys, start=totals.start, names=names, segment_of=seg, agg=agg,
+                       share=share, phi=self._dispersion(values, agg[seg], share),
+                       volume=np.nansum(agg, axis=1))
+
     def _segments(self, df: pd.DataFrame, sid: np.ndarray, n: int) -> np.ndarray:
         for col in (self.segment_col, self.category_col):
             if col in df.columns:
@@ -439,31 +572,31 @@ class _AggregateForecaster:
 
     def forecast_from(self, history: pd.DataFrame, horizon: int,
                       quantiles: Sequence[float] = QUANTILES,
-                      future: pd.DataFrame | None = None) -> pd.DataFrame:
+                      future: pd.DataFrame | None = None,
+                      totals: SegmentTotals | None = None) -> pd.DataFrame:
         """Forecast days 1..``horizon`` after ``history``'s last date for every series in
         ``history`` (a training frame) with the fitted segment models, never refitted;
-        ``future`` is ignored. Sets ``forecast_report_``; see the module docstring."""
+        ``future`` is ignored. With ``totals`` (``new_totals`` + ``add_totals`` over every
+        chunk of a population), ``history`` is one chunk of it: the aggregates, shares and
+        cutoff are the population's, so the result does not depend on the chunking. Sets
+        ``forecast_report_``; see the module docstring."""
         lay_fit = self._fitted()
         horizon = self._check_horizon(horizon, "forecast_from")
         quantile_columns(quantiles)
-        lay = self._lay_out(check_train(history, "history"))
+        if totals is None:
+            lay = self._lay_out(check_train(history, "history"))
+        else:
+            lay = self._lay_out_in(check_train(history, "history"), totals)
         _warn_gap(self.name, lay_fit.cutoff, lay.cutoff, self.max_gap_days)
-        by_segment = {a.segment: a for a in self._aggregates}
+        cache = totals.cache.setdefault(horizon, {}) if totals is not None else {}
         agg_mean = np.empty((len(lay.names), horizon))
         agg_sd = np.empty_like(agg_mean)
         methods, reasons = [], []
         for g, label in enumerate(lay.names):
-            fitted = by_segment.get(str(label))
-            values = lay.agg[g]
-            mean_sd, reason = None, "segment not seen in fit"
-            if fitted is not None and fitted.model is not None:
-                mean_sd, reason = self._apply(fitted.model, values, lay.start, horizon)
-            elif fitted is not None:
-                reason = f"fallback in fit: {fitted.reason}"
-            if mean_sd is None:
-                with self._quietly():
-                    mean_sd = _clean(*_seasonal_naive(values, horizon))
-            agg_mean[g], agg_sd[g] = mean_sd
+            key = str(label)
+            if key not in cache:
+                cache[key] = self._segment_forecast(key, lay.agg[g], lay.start, horizon)
+            agg_mean[g], agg_sd[g], reason = cache[key]
             methods.append(self._method if not reason else "seasonal_naive")
             reasons.append(reason)
         self.forecast_report_ = pd.DataFrame({
@@ -475,6 +608,21 @@ class _AggregateForecaster:
                         "fallback: %s", self.name, lay.cutoff.date(), len(fallbacks),
                         len(lay.names), "; ".join(fallbacks)[:2000])
         return _disaggregate(lay, agg_mean, agg_sd, quantiles)
+
+    def _segment_forecast(self, label: str, values: np.ndarray, start: pd.Timestamp,
+                          horizon: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """(mean, sd, reason) of one segment's aggregate; reason "" when its fitted model
+        was used, else why the seasonal naive was."""
+        fitted = next((a for a in self._aggregates if a.segment == label), None)
+        mean_sd, reason = None, "segment not seen in fit"
+        if fitted is not None and fitted.model is not None:
+            mean_sd, reason = self._apply(fitted.model, values, start, horizon)
+        elif fitted is not None:
+            reason = f"fallback in fit: {fitted.reason}"
+        if mean_sd is None:
+            with self._quietly():
+                mean_sd = _clean(*_seasonal_naive(values, horizon))
+        return mean_sd[0], mean_sd[1], reason
 
     def _apply(self, model: _AggregateModel, values: np.ndarray, start: pd.Timestamp,
                horizon: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:

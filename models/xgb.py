@@ -55,9 +55,15 @@ running max over the trained levels); the quantiles do not depend on the costs (
 Training: ``tree_method="hist"``, seeded (``ModelConfig.seed``), ``nthread`` threads. The
 number of rounds is chosen by early stopping on a time-ordered validation tail (examples
 whose target date is among the last ``valid_days`` dates; metric: the asymmetric loss
-itself, RMSE, or the pinball loss), then the booster is refit on all examples with that many
-rounds, so the most recent days are learnt too. With fewer than ``5 * valid_days`` dates the
-tail is a fifth of the dates; below 5 dates there is no early stopping.
+itself, RMSE, or the pinball loss); the early-stopped booster is then kept and continued on
+all examples for ``tail_rounds`` x its rounds more, so the most recent days are learnt too
+(the quantile booster; the point booster is refit from scratch on all examples with the
+rounds found: ``point_tail_rounds``). The quantile booster grows one tree per level per round,
+most of a fit's CPU, so it learns at ``quantile_learning_rate`` (0.1, twice the point
+booster's 0.05) and is not refit: about a third of its former rounds, for a q50 WAPE
+0.1-0.3 points higher and the same coverage on two origins of ``small``. With fewer
+than ``5 * valid_days`` dates the tail is a fifth of the dates; below 5 dates there is no
+early stopping (``n_estimators`` rounds on all examples).
 """
 from __future__ import annotations
 
@@ -107,7 +113,12 @@ class XGBConfig:
     ``delta``: the shape of the asymmetric loss (see ``models.objective``).
     ``holding_rate_per_day``, ``cover_days``, ``salvage_rate``: passed to ``unit_costs`` when
     the costs come from the training rows (0.0008/day as in ``optimize.inputs.PlanConfig``).
-    ``valid_days``: length of the early-stopping tail. ``max_rows``: sample at most this
+    ``valid_days``: length of the early-stopping tail; ``tail_rounds``: rounds the quantile
+    booster adds on all examples after early stopping, as a share of its early-stopped rounds
+    (None: refit from scratch on all examples); ``point_tail_rounds``: the same for the point
+    booster (default None: its refit is cheap and was 0.3-0.6 points of WAPE better).
+    ``quantile_learning_rate``: the quantile booster's (None: ``learning_rate``).
+    ``max_rows``: sample at most this
     many stacked training examples (seeded). ``features``: the model's inputs (default: the
     catalog features and ``EXTRA_FEATURES`` present in the training frame). ``history``:
     which of them are read from the cutoff + 1 row (default ``HISTORY_FEATURES``); every
@@ -133,6 +144,9 @@ class XGBConfig:
     reg_lambda: float = 1.0
     early_stopping_rounds: int = 30
     valid_days: int = 14
+    tail_rounds: float = 0.15
+    point_tail_rounds: float | None = None
+    quantile_learning_rate: float | None = 0.1
     nthread: int = 2
     max_rows: int | None = None
     features: tuple[str, ...] | None = None
@@ -149,6 +163,13 @@ class XGBConfig:
         if self.n_estimators < 1 or self.early_stopping_rounds < 1 or self.valid_days < 1:
             raise ValueError("XGBConfig: n_estimators, early_stopping_rounds and valid_days "
                              "must be >= 1")
+        for name in ("tail_rounds", "point_tail_rounds"):
+            share = getattr(self, name)
+            if share is not None and not 0.0 <= share <= 1.0:
+                raise ValueError(f"XGBConfig.{name} must be in [0, 1], got {share}")
+        if self.quantile_learning_rate is not None and not self.quantile_learning_rate > 0:
+            raise ValueError("XGBConfig.quantile_learning_rate must be > 0, got "
+                             f"{self.quantile_learning_rate}")
         if self.max_rows is not None and self.max_rows < 1:
             raise ValueError(f"XGBConfig.max_rows must be >= 1, got {self.max_rows}")
         if self.features is not None and not self.features:
@@ -250,7 +271,7 @@ class XGBForecaster:
 
     @property
     def rounds(self) -> tuple[int, int]:
-        """Boosting rounds (point, quantile) after early stopping."""
+        """Boosting rounds (point, quantile): early-stopped plus those on all examples."""
         self._boosters()
         return self._rounds
 
@@ -368,56 +389,73 @@ class XGBForecaster:
                       over: np.ndarray, tail: np.ndarray,
                       seed: int) -> tuple[tuple[xgb.Booster, int], tuple[xgb.Booster, int]]:
         """(booster, rounds) of the point and the quantile model: early stopping on the
-        tail, then a refit on every example."""
+        tail, then the early-stopped booster continued on every example (no refit from
+        scratch: the quantile booster's rounds are most of a fit's CPU)."""
         conf = self.config
         names = self._inputs
+        every = np.ones(len(y), dtype=bool)
+        head = ~tail
+        split = bool(tail.any())
+        # one DMatrix per row set, shared by both boosters (hist bins them once each)
+        d_all = xgb.DMatrix(x, label=y, feature_names=names, nthread=conf.nthread)
+        d_head = (xgb.DMatrix(x[head], label=y[head], feature_names=names,
+                              nthread=conf.nthread) if split else d_all)
+        d_tail = (xgb.DMatrix(x[tail], label=y[tail], feature_names=names,
+                              nthread=conf.nthread) if split else None)
 
-        def dmatrix(rows: np.ndarray) -> xgb.DMatrix:
-            return xgb.DMatrix(x[rows], label=y[rows], feature_names=names,
-                               nthread=conf.nthread)
+        def fit(params: dict[str, Any], rows: np.ndarray, dtrain: xgb.DMatrix,
+                obj_for: Callable[[np.ndarray], Any] | None,
+                metric: Callable[[np.ndarray, xgb.DMatrix], tuple[str, float]] | None,
+                tail_rounds: float | None) -> tuple[xgb.Booster, int]:
+            obj = obj_for(rows) if obj_for is not None else None
+            if not split:
+                booster = xgb.train(params, dtrain, num_boost_round=conf.n_estimators,
+                                    obj=obj, verbose_eval=False)
+                return booster, conf.n_estimators
+            booster = xgb.train(params, dtrain, num_boost_round=conf.n_estimators,
+                                evals=[(d_tail, "valid")], obj=obj, custom_metric=metric,
+                                early_stopping_rounds=conf.early_stopping_rounds,
+                                verbose_eval=False)
+            rounds = booster.best_iteration + 1
+            obj = obj_for(every) if obj_for is not None else None
+            if tail_rounds is None:  # refit on every example with the rounds found
+                fit_params = params
+                if "base_score" in params:
+                    fit_params = {**params, "base_score": float(np.mean(y))}
+                return xgb.train(fit_params, d_all, num_boost_round=rounds, obj=obj,
+                                 verbose_eval=False), rounds
+            booster = booster[:rounds]
+            extra = math.ceil(tail_rounds * rounds)
+            if extra > 0:  # learn the most recent days too
+                booster = xgb.train(params, d_all, num_boost_round=extra, obj=obj,
+                                    xgb_model=booster, verbose_eval=False)
+            return booster, rounds + extra
 
-        def train(params: dict[str, Any], rows: np.ndarray, rounds: int,
-                  valid: np.ndarray | None, obj: Any = None,
-                  metric: Callable[[np.ndarray, xgb.DMatrix], tuple[str, float]] | None = None,
-                  ) -> xgb.Booster:
-            if valid is None:
-                return xgb.train(params, dmatrix(rows), num_boost_round=rounds, obj=obj,
-                                 verbose_eval=False)
-            return xgb.train(params, dmatrix(rows), num_boost_round=rounds,
-                             evals=[(dmatrix(valid), "valid")], obj=obj,
-                             custom_metric=metric,
-                             early_stopping_rounds=conf.early_stopping_rounds,
-                             verbose_eval=False)
+        rows = head if split else every
+        p_params = {**self._params(seed), "base_score": float(np.mean(y[rows]))}
+        obj_for: Callable[[np.ndarray], Any] | None = None
+        metric = None
+        if conf.objective == "squared":
+            p_params |= {"objective": "reg:squarederror", "eval_metric": "rmse"}
+        else:
+            p_params["disable_default_eval_metric"] = 1
+            # costs normalised by the training rows' mean, as asymmetric_objective does
+            scale = float(np.mean(0.5 * (under[rows] + over[rows])))
+            u_v, o_v, y_v = under[tail] / scale, over[tail] / scale, y[tail]
 
-        def point(rows: np.ndarray, rounds: int, valid: np.ndarray | None) -> xgb.Booster:
-            params = {**self._params(seed), "base_score": float(np.mean(y[rows]))}
-            if conf.objective == "squared":
-                params |= {"objective": "reg:squarederror", "eval_metric": "rmse"}
-                return train(params, rows, rounds, valid)
-            obj = asymmetric_objective(under[rows], over[rows], conf.smooth, conf.loss,
-                                       conf.delta)
-            params["disable_default_eval_metric"] = 1
-            metric = None
-            if valid is not None:
-                scale = float(np.mean(0.5 * (under[rows] + over[rows])))
-                u_v, o_v, y_v = under[valid] / scale, over[valid] / scale, y[valid]
+            def obj_for(r: np.ndarray) -> Any:
+                return asymmetric_objective(under[r], over[r], conf.smooth, conf.loss,
+                                            conf.delta)
 
-                def metric(predt: np.ndarray, _: xgb.DMatrix) -> tuple[str, float]:
-                    return "asymmetric", _asymmetric_loss(y_v, predt.reshape(-1), u_v, o_v,
-                                                          conf.loss, conf.delta)
-            return train(params, rows, rounds, valid, obj, metric)
-
+            def metric(predt: np.ndarray, _: xgb.DMatrix) -> tuple[str, float]:
+                return "asymmetric", _asymmetric_loss(y_v, predt.reshape(-1), u_v, o_v,
+                                                      conf.loss, conf.delta)
         q_params = {**self._params(seed), "objective": "reg:quantileerror",
+                    "eta": conf.quantile_learning_rate or conf.learning_rate,
                     "quantile_alpha": np.asarray(conf.quantiles, dtype="float64"),
                     "eval_metric": "quantile"}
-        every = np.ones(len(y), dtype=bool)
-        p_rounds = q_rounds = conf.n_estimators
-        if tail.any():
-            head = ~tail
-            p_rounds = point(head, conf.n_estimators, tail).best_iteration + 1
-            q_rounds = train(q_params, head, conf.n_estimators, tail).best_iteration + 1
-        return ((point(every, p_rounds, None), p_rounds),
-                (train(q_params, every, q_rounds, None), q_rounds))
+        return (fit(p_params, rows, d_head, obj_for, metric, conf.point_tail_rounds),
+                fit(q_params, rows, d_head, None, None, conf.tail_rounds))
 
     # -- predict -------------------------------------------------------------------------
     def predict(self, horizon: int, quantiles: Sequence[float] = QUANTILES,

@@ -121,6 +121,34 @@ def test_model_forecasts_from_new_history_after_a_pickle_round_trip(tmp_path):
     assert pickle.loads(pickle.dumps(model)).cutoff == model.cutoff
 
 
+def test_population_makes_store_chunks_forecast_like_one_call():
+    """ARIMA on store-cluster x category aggregates: chunks of stores with the population's
+    totals give the forecast of one chunk; a member that cannot take a chunk is flagged."""
+    from models.statistical import ArimaAggregate
+
+    rows = training_frame(panel(days=70).assign(cluster=0))
+    model = _model({"tsb": CrostonTSB(method="tsb"), "arima": ArimaAggregate()}, rows)
+
+    def chunked(chunks: list[list[int]]) -> pd.DataFrame:
+        pop = model.population(rows["date"].min(), rows["date"].max())
+        assert list(pop) == ["arima"]
+        for stores in chunks:
+            model.add_population(pop, rows.loc[rows["store_id"].isin(stores)])
+        return pd.concat([model.forecast(rows.loc[rows["store_id"].isin(s)], None, 7, pop)[0]
+                          for s in chunks], ignore_index=True)
+
+    one = chunked([[1, 2]])
+    pd.testing.assert_frame_equal(chunked([[1], [2]]), one, check_exact=True)
+    alone = pd.concat([model.forecast(rows.loc[rows["store_id"] == s], None, 7)[0]
+                       for s in (1, 2)], ignore_index=True)
+    assert not np.allclose(alone["mean"], one["mean"])  # each store's own aggregates
+    pop = model.population(rows["date"].min(), rows["date"].max())
+    model.add_population(pop, rows.loc[rows["store_id"] == 2])
+    model.add_population(pop, rows.loc[rows["store_id"] == 1])  # out of order: arima fails
+    _, members, flags = model.forecast(rows.loc[rows["store_id"] == 1], None, 7, pop)
+    assert list(members) == ["tsb"] and "increasing store_id" in flags[0]
+
+
 def test_backtest_scores_the_last_origins_out_of_sample():
     rows = panel()
     oracle = rows[["store_id", "sku_id", "date"]].assign(expected_demand=rows["expected"])

@@ -255,3 +255,42 @@ def test_errors_speak():
     train, _ = split(frame(seed=5))
     with pytest.raises(ValueError, match="horizon"):
         ArimaAggregate().fit(train, CFG).predict(0)
+
+
+def _chunked(model, history: pd.DataFrame, chunks: list[list[int]], totals) -> pd.DataFrame:
+    for stores in chunks:
+        model.add_totals(totals, history[history["store_id"].isin(stores)])
+    parts = [model.forecast_from(history[history["store_id"].isin(stores)], H, totals=totals)
+             for stores in chunks]
+    return pd.concat(parts, ignore_index=True).sort_values(
+        [*KEYS, "horizon"], ignore_index=True)
+
+
+def test_forecast_from_chunks_of_stores_with_totals_equals_one_chunk(fitted):
+    model, train, _, _ = fitted
+    history = train[train["date"] > train["date"].max() - pd.Timedelta(days=55)]
+    start, end = history["date"].min(), history["date"].max()
+    one = _chunked(model, history, [[0, 1, 2, 7]], model.new_totals(start, end))
+    split_up = _chunked(model, history, [[0], [1, 2], [7]], model.new_totals(start, end))
+    pd.testing.assert_frame_equal(split_up, one, check_exact=True)
+    # the same forecasts as one call without totals (up to the order of the sums)
+    plain = model.forecast_from(history, H).sort_values([*KEYS, "horizon"], ignore_index=True)
+    pd.testing.assert_frame_equal(one, plain, rtol=1e-9)
+    # negative case: each chunk on its own aggregates gives other shares, other forecasts
+    alone = pd.concat([model.forecast_from(history[history["store_id"].isin(s)], H)
+                       for s in ([0], [1, 2], [7])], ignore_index=True).sort_values(
+        [*KEYS, "horizon"], ignore_index=True)
+    assert not np.allclose(alone["mean"], one["mean"])
+
+
+def test_totals_need_whole_stores_in_order_and_every_segment(fitted):
+    model, train, _, _ = fitted
+    start, end = train["date"].min(), train["date"].max()
+    totals = model.add_totals(model.new_totals(start, end), train[train["store_id"] == 2])
+    with pytest.raises(ValueError, match=r"store 1 comes after store 2.*increasing store_id"):
+        model.add_totals(totals, train[train["store_id"] == 1])
+    with pytest.raises(ValueError, match=r"segment\(s\) \['c2-rare'\].*add_totals"):
+        model.forecast_from(train[train["store_id"] == 7], H, totals=totals)
+    late = model.new_totals(start + pd.Timedelta(days=7), end)
+    with pytest.raises(ValueError, match="outside the totals' days"):
+        model.add_totals(late, train[train["store_id"] == 0])

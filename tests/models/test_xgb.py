@@ -238,3 +238,37 @@ def test_feature_importance_and_plot(balanced):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert buf.getvalue()[:4] == b"\x89PNG"
+
+
+def test_early_stopped_boosters_are_continued_on_every_example_not_refit(data):
+    """The boosters stop early on the tail, then grow ``tail_rounds`` x more rounds on
+    all examples on top of the early-stopped trees (no refit from scratch); the point
+    booster is refit unless ``point_tail_rounds`` is set."""
+    import xgboost as xgb
+
+    train, future, _ = split(data)
+    conf = replace(FAST, n_estimators=400, valid_days=7, early_stopping_rounds=10)
+    stopped = XGBForecaster(replace(conf, tail_rounds=0.0, point_tail_rounds=0.0)).fit(
+        train, CFG)
+    kept = XGBForecaster(replace(conf, tail_rounds=0.5, point_tail_rounds=0.5)).fit(train, CFG)
+    (p0, q0), (p1, q1) = stopped.rounds, kept.rounds
+    assert 1 <= p0 < 400 and 1 <= q0 < 400  # early stopping stopped
+    assert (p1, q1) == (p0 + -(-p0 // 2), q0 + -(-q0 // 2))
+    x = xgb.DMatrix(np.random.default_rng(0).normal(size=(50, len(kept._inputs))),
+                    feature_names=kept._inputs)
+    for a, b, r in ((stopped._point, kept._point, p0), (stopped._quantile, kept._quantile, q0)):
+        assert np.array_equal(a.predict(x), b.predict(x, iteration_range=(0, r)))
+        assert not np.allclose(a.predict(x), b.predict(x))  # the added rounds learnt more
+    # by default the point booster is refit from scratch on every example, same rounds
+    refit = XGBForecaster(replace(conf, tail_rounds=0.0)).fit(train, CFG)
+    assert refit.rounds == (p0, q0)
+    assert not np.allclose(refit._point.predict(x), stopped._point.predict(x))
+    assert np.array_equal(refit._quantile.predict(x), stopped._quantile.predict(x))
+    # the quantile booster learns at its own rate
+    assert replace(conf, quantile_learning_rate=None).quantile_learning_rate is None
+    with pytest.raises(ValueError, match="tail_rounds"):
+        XGBConfig(tail_rounds=1.5)
+    with pytest.raises(ValueError, match="point_tail_rounds"):
+        XGBConfig(point_tail_rounds=-0.1)
+    with pytest.raises(ValueError, match="quantile_learning_rate"):
+        XGBConfig(quantile_learning_rate=0.0)
