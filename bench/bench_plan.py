@@ -26,7 +26,8 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    rule's overstock) and after a ``--warmup``-day warm-up that is replayed but not measured
    (every policy in its own steady state). The plan forecasts with ``--sim-forecasts``
    (default ``weekday_moving_average``: a 28-day moving average with each store's weekday
-   shape, ``jobs.simulate.WeekdayProfile``, festival days left out of its history; or
+   shape, ``jobs.simulate.WeekdayProfile``, festival days left out of its history,
+   negative-binomial quantiles from each pair's recent dispersion; or
    ``moving_average``, flat, every day; both re-fitted
    nightly on the simulated sales, stock-out days imputed; ``lake`` / ``champion`` use the
    pipeline's forecasts of a prepared
@@ -516,7 +517,7 @@ def _parser() -> argparse.ArgumentParser:
                             "lake", "champion"],
                    help="the plan policy's forecasts (default weekday_moving_average: a "
                    "28-day moving average with each store's weekday shape, festival days "
-                   "left out of its history). lake needs "
+                   "left out of its history, negative-binomial quantiles). lake needs "
                    "--sim-home with lake/forecasts for every replayed night; champion scores "
                    "each night with the registered ensemble (--sim-home with features and a "
                    "champion, or, without it, the bench builds the features and trains one "

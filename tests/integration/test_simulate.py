@@ -330,9 +330,43 @@ def test_weekday_profile_learns_each_stores_week_and_scales_the_quantiles():
     week = fc[(fc.store_id == 1) & (fc.sku_id == 2)]["mean"].sum()
     assert week == pytest.approx(10.0 * (5 + 3.0))
     q = fc.set_index(["store_id", "sku_id", "dow"])["q90"]
+    assert q[(1, 2, 5)] > q[(1, 2, 2)] > 0  # the default's NB quantiles move with the mean
+    res = js.WeekdayProfile(spread="residual").fit(train).predict(7, QUANTILES)
+    res["dow"] = pd.to_datetime(res["target_date"]).dt.dayofweek
+    q = res.set_index(["store_id", "sku_id", "dow"])["q90"]
     assert q[(1, 2, 5)] / q[(1, 2, 2)] == pytest.approx(1.5)
     flat = MovingAverage().fit(train).predict(7, QUANTILES)
     assert flat[(flat.store_id == 1) & (flat.sku_id == 2)]["mean"].nunique() == 1
+
+
+def test_weekday_profile_nb_spread_matches_a_hand_computed_negative_binomial():
+    """Store 1: SKU 1 alternates 5 and 15 (mean 10, every weekday alike), SKU 2 sells 10
+    every day. With ``spread="nb"`` a day's error variance is v (1 + 1/28), v = 700 / 27;
+    SKU 1's own dispersion (Var - mean) / mean^2, SKU 2's 0, the store's pooled one half of
+    SKU 1's; each pair gets half its own and half the store's, and the quantiles are the
+    negative binomial's (the default); ``spread="residual"`` keeps the base model's."""
+    from scipy import stats
+
+    from models.protocol import QUANTILES
+
+    days = pd.date_range("2025-03-03", periods=28)
+    rows = [(1, sku, d, (5.0 if i % 2 else 15.0) if sku == 1 else 10.0)
+            for sku in (1, 2) for i, d in enumerate(days)]
+    train = pd.DataFrame(rows, columns=["store_id", "sku_id", "date", "y"])
+    fc = js.WeekdayProfile().fit(train).predict(3, QUANTILES)
+    own = (700 / 27 * (1 + 1 / 28) - 10.0) / 100.0
+    levels = [0.5, 0.8, 0.9, 0.95, 0.99]
+    for sku, alpha in ((1, 0.75 * own), (2, 0.25 * own)):
+        k = 1.0 / alpha
+        want = stats.nbinom.ppf(levels, k, k / (k + 10.0))
+        got = fc[fc.sku_id == sku][list(js.QUANTILE_COLUMNS)].to_numpy()
+        assert fc[fc.sku_id == sku]["mean"].to_numpy() == pytest.approx([10.0] * 3)
+        assert got == pytest.approx(np.tile(want, (3, 1)))
+    assert want[-1] > 10.0
+    plain = js.WeekdayProfile(spread="residual").fit(train).predict(3, QUANTILES)
+    assert plain["q99"].to_numpy() != pytest.approx(fc["q99"].to_numpy())
+    with pytest.raises(ValueError, match="spread"):
+        js.WeekdayProfile(spread="gamma")
 
 
 def test_festival_days_are_left_out_of_the_weekday_forecasts_history(world):
