@@ -448,8 +448,8 @@ def _section(worlds: list[World], args, info, load: LoadSampler, total_s: float,
         gen_note = ""
         if s == "generate":
             # generate covers the whole window: per night = per day of the largest run
-            big = max((w for w in worlds if "generate" in w.stages and w.stages[
-                "generate"].ok), key=lambda w: w.pairs, default=None)
+            big = max((w for w in worlds if w.pairs and "generate" in w.stages
+                       and w.stages["generate"].ok), key=lambda w: w.pairs, default=None)
             if big is not None:
                 per_day = big.stages["generate"].seconds / big.days * target / big.pairs
                 gen_note = f"; one day of blinkit ~ {_fmt_s(per_day)} s"

@@ -235,3 +235,16 @@ def test_slice_stores_option_takes_a_list():
     assert bench_scale._parser().parse_args(["--slice-stores", "3,9"]).slice_stores == (3, 9)
     assert bench_scale._parser().parse_args(["--slice-stores", "0"]).slice_stores == ()
     assert bench_scale._parser().parse_args([]).slice_stores == (6, 12)
+
+
+def test_scale_section_renders_a_world_that_failed_before_its_night():
+    import argparse
+
+    w = bench_scale.World("blinkit", 400, 8000, 63)
+    w.stages["generate"] = bench_scale.StageRun("generate", 380.0, 4636.0, 602_207_888)
+    w.error = "setup: build_features exit 1"
+    args = argparse.Namespace(days=63, profile="quick", max_series=500)
+    info = {"nproc": "2", "cpu": "x", "memory": "1 GiB", "python": "3.11", "arch": "x86_64",
+            "date": "2026-11-24"}
+    text, _ = bench_scale._section([w], args, info, common.LoadSampler(), 600.0, None)
+    assert text.startswith(bench_scale.SECTION_BLINKIT) and "setup: build_features" in text
