@@ -255,3 +255,33 @@ def test_chunks_cover_the_range_evenly():
     assert all(b + dt.timedelta(days=1) == a for (_, b), (a, _) in zip(chunks, chunks[1:],
                                                                        strict=False))
     assert job._chunks(d, d, 46) == [(d, d)]
+
+
+def test_a_range_split_into_store_groups_equals_one_task_per_chunk(spark, lake, monkeypatch):
+    """A world with more pairs than PAIRS_PER_TASK is built by groups of stores: the same
+    rows, in the same order (the group files of a date read back in store order)."""
+    first, last = dt.date(2025, 6, 1), dt.date(2025, 6, 5)
+    job.run(lake, start=first, end=last)
+    one = {(t, d): pq.read_table(lake.lake / t / f"date={d}")
+           for t in ("features", "demand_daily") for d in job._dates(first, last)}
+    clean = job.clean_root(lake)
+    stores = job._snapshot(clean, "stores", last)
+    skus = job._snapshot(clean, "skus", last)
+    monkeypatch.setattr(job, "PAIRS_PER_TASK", len(skus))  # one store per group
+    groups = job._store_groups(stores, skus, job.PAIRS_PER_TASK)
+    assert len(groups) == len(stores) > 1
+    job.run(lake, start=first, end=last)
+    folder = lake.lake / "features" / f"date={last}"
+    assert len(list(folder.glob("*.parquet"))) == len(stores)
+    for (t, d), table in one.items():
+        again = pq.read_table(lake.lake / t / f"date={d}")
+        assert again.num_rows == table.num_rows > 0, (t, d)
+        assert again.combine_chunks().equals(table.combine_chunks()), (t, d)
+
+
+def test_store_groups_are_whole_consecutive_stores_within_the_pair_budget():
+    stores = pd.DataFrame({"store_id": [5, 1, 3, 2, 4, 6, 7]})
+    skus = pd.DataFrame({"sku_id": range(10)})
+    assert job._store_groups(stores, skus, 70) == (None,)
+    assert job._store_groups(stores, skus, 30) == ((1, 2, 3), (4, 5, 6), (7,))
+    assert job._store_groups(stores, skus, 5) == tuple((i,) for i in range(1, 8))
