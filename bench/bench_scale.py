@@ -70,6 +70,7 @@ from common import (  # noqa: E402
     machine,
     machine_line,
     md_table,
+    stop_group,
     update_results,
     verdict,
 )
@@ -149,10 +150,10 @@ def _run(cmd: list[str], env: dict[str, str], log: Path, timeout: float) -> tupl
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _stop(proc)
+                stop_group(proc)
                 code = -9
             except BaseException:  # stopped ourselves (SIGTERM from run_all's cap): the
-                _stop(proc)        # command runs in its own session, so stop it too
+                stop_group(proc)  # command runs in its own session, so stop it too
                 peak.stop()
                 raise
             wall = time.perf_counter() - t0
@@ -160,18 +161,6 @@ def _run(cmd: list[str], env: dict[str, str], log: Path, timeout: float) -> tupl
         text = out_path.read_text(errors="replace")
         fh.write(text.encode())
     return code, wall, mb, text
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to ``proc``'s process group, SIGKILL after 30 s."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _rows(root: Path, table: str, day: dt.date) -> int:

@@ -8,13 +8,14 @@ import os
 import platform
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 __all__ = ["REPO", "RESULTS", "machine", "command", "update_results", "machine_line",
-           "LoadSampler", "md_table", "verdict", "verdict_lines", "TreePeak"]
+           "LoadSampler", "md_table", "verdict", "verdict_lines", "TreePeak", "stop_group"]
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -232,3 +233,18 @@ def clean_from_raw(cfg, dates: list[dt.date]) -> None:
         for day in dates:
             if day in have:
                 write_partition(clean, table, day, read_partition(raw, table, day))
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM to ``proc``'s process group (it was started with ``start_new_session``), then
+    SIGKILL if it has not ended within ``grace_s``."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

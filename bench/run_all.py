@@ -42,6 +42,7 @@ from common import (  # noqa: E402
     machine,
     machine_line,
     md_table,
+    stop_group,
     update_results,
     verdict_lines,
 )
@@ -112,19 +113,6 @@ def _offers(path: Path, option: str) -> bool:
     return option in res.stdout
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_script(script: Script, args: list[str], timeout_s: float, log: Path) -> Outcome:
     """Run one script, echoing its output, stopped after ``timeout_s``."""
     path = BENCH / script.name
@@ -147,7 +135,7 @@ def run_script(script: Script, args: list[str], timeout_s: float, log: Path) -> 
                 if time.monotonic() > deadline:
                     timed_out = True
                     _say(f"{script.name}: over {timeout_s / 60:.0f} min, stopping it")
-                    _stop(proc)
+                    stop_group(proc, grace_s=60)
                     return
                 time.sleep(1)
 
