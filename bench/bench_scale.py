@@ -41,7 +41,7 @@ flat); with one slice, the smallest world's cost (fixed start-up) plus the slice
 cost scaled to blinkit's pairs. It is stated next to the table with its assumptions.
 
 Results go to the "Scale" section of ``bench/RESULTS.md``, the curve to
-``bench/plots/scale.png``.
+``bench/plots/scale.png`` (``scale_blinkit.png`` for a run of ``--worlds blinkit`` alone).
 """
 from __future__ import annotations
 
@@ -480,7 +480,8 @@ def _section(worlds: list[World], args, info, load: LoadSampler, total_s: float,
     slice_w = [w for w in worlds if w.skus == BLINKIT[1]]
     for w in slice_w:
         ran = all(s in w.stages and w.stages[s].ok for s in ("score", "plan"))
-        verdicts.append([f"blinkit slice ({w.stores} stores x 8,000 SKUs): score + plan "
+        what = ("the blinkit world" if w.name == "blinkit" else "blinkit slice")
+        verdicts.append([f"{what} ({w.stores} stores x 8,000 SKUs): score + plan "
                          "of one night ran for real",
                          (f"score {_fmt_s(w.stages['score'].seconds)} s + plan "
                           f"{_fmt_s(w.stages['plan'].seconds)} s" if ran else w.error),
@@ -580,7 +581,9 @@ def main(argv: list[str] | None = None) -> int:
             if made_tmp and not any(workdir.iterdir()):
                 workdir.rmdir()
     info = machine()
-    plot = None if args.out == "-" else Path(args.out).parent / "plots" / "scale.png"
+    name = ("scale_blinkit.png" if worlds and all(w.name == "blinkit" for w in worlds)
+            else "scale.png")  # the blinkit-only run has its own section, so its own plot
+    plot = None if args.out == "-" else Path(args.out).parent / "plots" / name
     text, _verdicts = _section(worlds, args, info, load, time.perf_counter() - started, plot)
     print(text)
     if args.out != "-":

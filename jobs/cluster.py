@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.config import Config
 from jobs.lake import list_dates, read_partition, read_range, read_snapshot, write_partition
@@ -40,6 +41,19 @@ class ClusterStepResult:
                 f"{self.plots[0].parent if self.plots else '-'}")
 
 
+def store_totals(day: pa.Table) -> pa.Table:
+    """One partition of ``demand_daily`` summed to (store_id, demand) over its known values.
+
+    The clustering reads only each store's daily total, so a partition is reduced as it is
+    read (a blinkit world's 56 days of every pair would be 170 M rows). A store whose demand
+    is unknown on every SKU that day gets no row: the same gap ``store_features`` sees in
+    the pair-level rows, which it interpolates."""
+    known = day.filter(pc.and_(pc.is_valid(day["demand"]),
+                               pc.invert(pc.is_nan(day["demand"].cast(pa.float64())))))
+    out = known.group_by("store_id").aggregate([("demand", "sum")])
+    return out.rename_columns(["store_id", "demand"]).select(["store_id", "demand"])
+
+
 def clean_root(cfg: Config) -> Path:
     return cfg.lake / "clean"
 
@@ -56,7 +70,7 @@ def run(cfg: Config, run_date: dt.date) -> ClusterStepResult:
         raise FileNotFoundError(f"table 'demand_daily': no partitions between {start} and "
                                 f"{run_date}; run build_features first")
     demand = read_range(cfg.lake, "demand_daily", start, run_date,
-                        columns=["store_id", "sku_id", "demand"]).to_pandas()
+                        columns=["store_id", "demand"], where=store_totals).to_pandas()
     stores = read_snapshot(clean_root(cfg), "stores", run_date).to_pandas()
     feats = store_features(demand, stores)
     result = cluster_stores(feats)

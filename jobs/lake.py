@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,12 +72,18 @@ def read_partition(root: Path, table: str, day: dt.date | str,
 
 
 def read_range(root: Path, table: str, start: dt.date, end: dt.date,
-               columns: Iterable[str] | None = None) -> pa.Table:
-    """Partitions ``start..end`` inclusive, with the partition date as a ``date`` column."""
+               columns: Iterable[str] | None = None,
+               where: Callable[[pa.Table], pa.Table] | None = None) -> pa.Table:
+    """Partitions ``start..end`` inclusive, with the partition date as a ``date`` column.
+
+    ``where`` is applied to each partition as it is read (a filter or an aggregate), so only
+    what it keeps is held in memory, never the whole range."""
     parts = []
     for day in list_dates(root, table):
         if start <= day <= end:
             t = read_partition(root, table, day, columns)
+            if where is not None:
+                t = where(t)
             parts.append(t.append_column("date", pa.array([day] * t.num_rows, pa.date32())))
     if not parts:
         raise FileNotFoundError(f"table {table!r}: no partitions between {start} and {end}")

@@ -27,6 +27,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,13 @@ import pyarrow.compute as pc
 
 from jobs.airflow_tasks import run_tags
 from jobs.config import Config
-from jobs.lake import list_dates, read_partition, read_snapshot, write_partition
+from jobs.lake import (
+    list_dates,
+    read_partition,
+    read_range,
+    read_snapshot,
+    write_partition,
+)
 
 __all__ = ["run", "run_if_due", "due", "Skipped", "TrainResult", "ensemble_config",
            "load_feature_rows", "gate", "MIN_HISTORY_DAYS", "RETRAIN_EVERY_DAYS"]
@@ -78,9 +85,19 @@ def ensemble_config(cfg: Config) -> Any:
     return EnsembleConfig(max_series=cfg.max_series)
 
 
-def _keys(a: pa.Table) -> pa.Array:
+def _keys(a: pa.Table | pd.DataFrame) -> pa.Array:
+    """One int64 per (store_id, sku_id), to filter partitions by a set of pairs."""
+    if isinstance(a, pd.DataFrame):
+        return pa.array(a["store_id"].astype("int64").to_numpy() * 10_000_000
+                        + a["sku_id"].astype("int64").to_numpy())
     return pc.add(pc.multiply(a["store_id"].cast(pa.int64()), 10_000_000),
                   a["sku_id"].cast(pa.int64()))
+
+
+def _only(pairs: pd.DataFrame) -> Callable[[pa.Table], pa.Table]:
+    """A ``read_range`` filter keeping the rows of the (store_id, sku_id) ``pairs``."""
+    wanted = _keys(pairs)
+    return lambda t: t.filter(pc.is_in(_keys(t), value_set=wanted))
 
 
 def load_feature_rows(cfg: Config, start: dt.date, end: dt.date, max_series: int,
@@ -96,14 +113,7 @@ def load_feature_rows(cfg: Config, start: dt.date, end: dt.date, max_series: int
                                 "build_features first")
     last = read_partition(cfg.lake, "features", end, columns=["store_id", "sku_id"])
     keys = sample_series(last.to_pandas(), max_series, seed)
-    wanted = pa.array((keys["store_id"].astype("int64") * 10_000_000
-                       + keys["sku_id"].astype("int64")).to_numpy())
-    parts = []
-    for day in dates:
-        t = read_partition(cfg.lake, "features", day)
-        t = t.filter(pc.is_in(_keys(t), value_set=wanted))
-        parts.append(t.append_column("date", pa.array([day] * t.num_rows, pa.date32())))
-    rows = pa.concat_tables(parts, promote_options="permissive").to_pandas()
+    rows = read_range(cfg.lake, "features", dates[0], end, where=_only(keys)).to_pandas()
     rows["date"] = pd.to_datetime(rows["date"]).astype("datetime64[ns]")
     try:
         from jobs.cluster import read_clusters
@@ -115,14 +125,16 @@ def load_feature_rows(cfg: Config, start: dt.date, end: dt.date, max_series: int
     return rows.merge(clusters, on="store_id", how="left").fillna({"cluster": 0})
 
 
-def _oracle(cfg: Config, start: dt.date, end: dt.date) -> pd.DataFrame | None:
+def _oracle(cfg: Config, start: dt.date, end: dt.date,
+            pairs: pd.DataFrame) -> pd.DataFrame | None:
+    """The generator's true demand distribution in [start, end] for the sampled ``pairs`` only
+    (all of a blinkit world's pairs over the backtest span would be billions of values)."""
     dates = [d for d in list_dates(cfg.truth, "demand") if start <= d <= end]
     if not dates:
         return None
-    from jobs.lake import read_range
-
     t = read_range(cfg.truth, "demand", dates[0], dates[-1],
-                   columns=["store_id", "sku_id", "expected_demand", "nb_dispersion"])
+                   columns=["store_id", "sku_id", "expected_demand", "nb_dispersion"],
+                   where=_only(pairs))
     return t.to_pandas()
 
 
@@ -134,8 +146,6 @@ def _costs(cfg: Config, day: dt.date, ens: Any) -> pd.DataFrame:
 
 
 def _calendar(cfg: Config, start: dt.date, end: dt.date) -> pd.DataFrame | None:
-    from jobs.lake import read_range
-
     try:
         return read_range(cfg.lake / "clean", "calendar", start, end,
                           columns=["region", "festival"]).to_pandas()
@@ -223,7 +233,7 @@ def run(cfg: Config, run_date: dt.date, *, ens: Any = None) -> TrainResult:
     rows = load_feature_rows(cfg, start, run_date, ens.max_series, ens.seed)
     costs = _costs(cfg, run_date, ens)
     calendar = _calendar(cfg, start, run_date + dt.timedelta(days=60))
-    oracle = _oracle(cfg, start, run_date)
+    oracle = _oracle(cfg, start, run_date, rows[["store_id", "sku_id"]].drop_duplicates())
     log.info("train %s: %d feature rows of %d series, %s..%s", run_date, len(rows),
              rows[["store_id", "sku_id"]].drop_duplicates().shape[0], start, run_date)
 

@@ -13,6 +13,8 @@ Six features per store (``store_features``), from its daily demand and its attri
   the store's mean daily total (scale-free: how restless the level is). NaN below 14 days.
 * ``customer_density``, ``competitor_proximity_km``, ``demographic_index``: from ``stores``.
 
+``store_features`` reads ``demand`` rows keyed by (date, store_id): one per SKU, or already
+summed per store and day (what ``replenish run cluster`` passes; the sums are the same).
 Days a store has no row at all are interpolated linearly in its daily total (the store was
 closed or the data is missing, not zero).
 
@@ -46,7 +48,7 @@ STORE_FEATURES: tuple[str, ...] = ("avg_daily_sales", "seasonality_strength",
                                    "trend_volatility", "customer_density",
                                    "competitor_proximity_km", "demographic_index")
 _STORE_ATTRS = ("customer_density", "competitor_proximity_km", "demographic_index")
-_DEMAND_COLUMNS = ("date", "store_id", "sku_id", "demand")
+_DEMAND_COLUMNS = ("date", "store_id", "demand")
 _SEASON = 7
 _MIN_DAYS = 2 * _SEASON
 _N_INIT = 10
