@@ -19,7 +19,10 @@ columns are loaded (the forecast's ``horizon`` becomes ``horizon_days``).
    ``replenish_staging`` and COPY (CSV) D's rows in, with the audit inputs: the active
    pairs (``lake/clean/inventory`` of D, the rows the plan covers; else ``lake/features``
    of D), the stores' budgets and zone capacities and the SKUs' zones and volumes (the
-   ``clean`` snapshots in force). Commit: nothing a planner reads has changed.
+   ``clean`` snapshots in force), and in ``replenish_staging.batch`` a digest of the lake
+   partitions read. Commit: nothing a planner reads has changed. The DAG's audit task
+   stages; its publish task reuses those rows when the digest still matches the lake (else
+   it stages again), so a night's rows are copied into PostgreSQL once.
 2. **Audit.** ``replenish_staging.audit(D)`` (sql/004_publish.sql) checks every rule on the
    staged rows: one plan line per active pair, no negative order, each store within its
    daily budget and zone capacities, purchase orders that add up to the plan, 7 horizons
@@ -38,6 +41,7 @@ the publish transaction before its commit (each announces itself on stderr).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -54,7 +58,7 @@ import pyarrow as pa
 
 from jobs import warehouse
 from jobs.config import Config
-from jobs.lake import partition_dir, read_partition, read_snapshot
+from jobs.lake import latest_snapshot_date, partition_dir, read_partition, read_snapshot
 
 __all__ = ["run", "audit", "kpis_for", "store_kpis", "PublishResult", "AuditResult",
            "AuditFailure", "AuditError", "PublishError", "PUBLISHED", "KPI_COLUMNS",
@@ -142,14 +146,17 @@ class PublishResult:
     published: tuple[tuple[str, int], ...]
     rules: int
     seconds: float
+    #: True when the rows the audit task staged were published as they were (same inputs).
+    reused_staging: bool = False
 
     def rows(self, table: str) -> int:
         return dict(self.published)[table]
 
     def summary(self) -> str:
         rows = ", ".join(f"{t} {n:,}" for t, n in self.published)
+        how = "the audit's staged rows" if self.reused_staging else "freshly staged rows"
         return (f"publish {self.run_date}: {rows} rows published in one transaction after "
-                f"{self.rules} audit rules passed, in {self.seconds:.1f} s")
+                f"{self.rules} audit rules passed on {how}, in {self.seconds:.1f} s")
 
 
 # ----------------------------------------------------------------------------- KPIs
@@ -411,8 +418,30 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _inputs(cfg: Config, day: dt.date) -> str:
+    """A digest of every lake partition ``_sources`` reads for ``day``: each file's path,
+    size and modification time. Partitions are replaced by renaming a new folder into place,
+    so a rewritten partition changes the digest."""
+    clean = cfg.lake / "clean"
+    dirs = [partition_dir(clean, "inventory", day), partition_dir(cfg.lake, "features", day)]
+    dirs += [partition_dir(clean, t, latest_snapshot_date(clean, t, day))
+             for t in ("stores", "skus")]
+    dirs += [partition_dir(cfg.lake, t, day)
+             for t in ("forecasts", "plans", "purchase_orders", "demand_daily")]
+    digest = hashlib.sha256()
+    for folder in dirs:
+        files = sorted(folder.rglob("*")) if folder.is_dir() else []
+        for f in (f for f in files if f.is_file()):
+            st = f.stat()
+            digest.update(f"{f.relative_to(cfg.lake)}|{st.st_size}|{st.st_mtime_ns}\n"
+                          .encode())
+    return digest.hexdigest()
+
+
 def _stage(cfg: Config, conn: Any, day: dt.date) -> tuple[tuple[str, int], ...]:
-    """Replace ``day``'s staging rows with its lake rows, in one transaction."""
+    """Replace ``day``'s staging rows with its lake rows, in one transaction, and record
+    what they were staged from in ``replenish_staging.batch``."""
+    inputs = _inputs(cfg, day)
     sources = _sources(cfg, day)
     tables = {**_AUDIT_INPUTS, **PUBLISHED}
     counts = []
@@ -423,7 +452,22 @@ def _stage(cfg: Config, conn: Any, day: dt.date) -> tuple[tuple[str, int], ...]:
             counts.append((table, _copy(cur, table, key, day, sources[table])))
         for table in tables:
             cur.execute(f"ANALYZE {_STAGING}.{table}")
+        cur.execute(f"DELETE FROM {_STAGING}.batch WHERE run_date = %s", (day,))
+        cur.execute(f"INSERT INTO {_STAGING}.batch (run_date, inputs, staged) "
+                    "VALUES (%s, %s, %s)", (day, inputs, json.dumps(counts)))
     return tuple(counts)
+
+
+def _already_staged(cfg: Config, conn: Any, day: dt.date) -> tuple[tuple[str, int], ...] | None:
+    """The row counts of ``day``'s staging when it was staged from the lake partitions as they
+    are now (the audit task's work, still current), else None."""
+    with conn, conn.cursor() as cur:
+        cur.execute(f"SELECT inputs, staged FROM {_STAGING}.batch WHERE run_date = %s", (day,))
+        row = cur.fetchone()
+    if row is None or row[0] != _inputs(cfg, day):
+        return None
+    staged = row[1] if isinstance(row[1], list) else json.loads(row[1])
+    return tuple((str(t), int(n)) for t, n in staged)
 
 
 # ----------------------------------------------------------------------------- audit, publish
@@ -457,8 +501,10 @@ def _pause(variable: str, what: str) -> None:
 def audit(cfg: Config, run_date: dt.date) -> AuditResult:
     """Stage ``run_date`` and audit it, publishing nothing; raises :class:`AuditError`.
 
-    The DAG's audit task: a failed audit stops the run before publish. ``run`` stages and
-    audits again, inside its own lock, so what it publishes is exactly what it audited.
+    The DAG's audit task: a failed audit stops the run before publish. ``run`` then takes
+    the staged rows as they are when the lake partitions they came from are unchanged (else
+    it stages again) and re-runs the audit rules inside its own lock, so what it publishes is
+    exactly what it audited.
     """
     t0 = time.perf_counter()
     warehouse.migrate(cfg)
@@ -483,7 +529,8 @@ def run(cfg: Config, run_date: dt.date) -> PublishResult:
     conn = warehouse.connect(cfg)
     try:
         _lock(conn, run_date)
-        staged = _stage(cfg, conn, run_date)
+        reused = _already_staged(cfg, conn, run_date)
+        staged = reused or _stage(cfg, conn, run_date)
         _pause(PAUSE_AFTER_STAGING, f"publish {run_date}: staged "
                + ", ".join(f"{t} {n}" for t, n in staged))
         with conn, conn.cursor() as cur:
@@ -493,7 +540,9 @@ def run(cfg: Config, run_date: dt.date) -> PublishResult:
             cur.execute(f"SELECT published_table, published_rows FROM {_STAGING}.publish(%s)",
                         (run_date,))
             published = tuple((table, int(n)) for table, n in cur.fetchall())
+            cur.execute(f"DELETE FROM {_STAGING}.batch WHERE run_date = %s", (run_date,))
             _pause(PAUSE_BEFORE_COMMIT, f"publish {run_date}: swapped, not committed")
     finally:
         conn.close()
-    return PublishResult(run_date, published, rules, round(time.perf_counter() - t0, 1))
+    return PublishResult(run_date, published, rules, round(time.perf_counter() - t0, 1),
+                         reused_staging=reused is not None)

@@ -147,7 +147,8 @@ def test_extrapolate_falls_back_to_proportional_when_the_reference_is_cheaper():
 
 def test_published_rows_are_summed_from_the_publish_summary():
     text = ("publish 2025-03-04: forecast 1,120, reorder_plan 160, purchase_order 12 rows "
-            "published in one transaction after 55 audit rules passed, in 3.1 s")
+            "published in one transaction after 55 audit rules passed on the audit's staged "
+            "rows, in 3.1 s")
     assert bench_scale._published(text) == 1_292
     assert bench_scale._published("nothing") == 0
 

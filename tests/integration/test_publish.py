@@ -171,7 +171,7 @@ def cfg(pg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config
                 for schema in ("replenish", "replenish_staging"):
                     cur.execute(f"DELETE FROM {schema}.{table} WHERE {key} BETWEEN %s AND %s",
                                 (FIRST, LAST))
-            for table in ("active_pair", "store_limits", "sku_attrs"):
+            for table in ("active_pair", "store_limits", "sku_attrs", "batch"):
                 cur.execute(f"DELETE FROM replenish_staging.{table} "
                             "WHERE run_date BETWEEN %s AND %s", (FIRST, LAST))
     finally:
@@ -299,6 +299,44 @@ def test_audit_alone_stages_and_publishes_nothing(cfg: Config) -> None:
     assert "rules passed" in result.summary()
     assert all(rows == [] for rows in published(cfg, day).values())
     assert staged_rows(cfg, "forecast", day) == 35
+
+
+def test_publish_reuses_the_audits_staging_only_while_the_lake_is_unchanged(
+        cfg: Config) -> None:
+    day = dt.date(2071, 4, 21)
+    write_world(cfg, day, world(day))
+    publish.audit(cfg, day)
+    reused = publish.run(cfg, day)
+    assert reused.reused_staging and "audit's staged rows" in reused.summary()
+    rows = published(cfg, day)
+    assert query(cfg, "SELECT count(*) FROM replenish_staging.batch WHERE run_date = %s",
+                 (day,)) == [(0,)]
+    fresh = publish.run(cfg, day)  # no audit before it: stages itself
+    assert not fresh.reused_staging and fresh.published == reused.published
+    assert published(cfg, day) == rows
+    # a partition rewritten after the audit (a re-run plan) is staged again
+    publish.audit(cfg, day)
+    write_world(cfg, day, world(day, scale=2.0))
+    again = publish.run(cfg, day)
+    assert not again.reused_staging
+    assert query(cfg, "SELECT order_units FROM replenish.reorder_plan WHERE run_date = %s "
+                      "AND store_id = 2 AND sku_id = 10", (day,)) == [(12,)]
+
+
+def test_reused_staging_is_audited_again(cfg: Config) -> None:
+    day = dt.date(2071, 4, 22)
+    write_world(cfg, day, world(day))
+    publish.audit(cfg, day)
+    conn = warehouse.connect(cfg)
+    try:
+        with conn, conn.cursor() as cur:  # staged rows changed behind the audit's back
+            cur.execute("UPDATE replenish_staging.reorder_plan SET order_units = -6 "
+                        "WHERE run_date = %s AND store_id = 1 AND sku_id = 10", (day,))
+    finally:
+        conn.close()
+    with pytest.raises(publish.AuditError, match="non_negative"):
+        publish.run(cfg, day)
+    assert all(rows == [] for rows in published(cfg, day).values())
 
 
 # ----------------------------------------------------------------------------- failed audits
