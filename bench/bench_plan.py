@@ -27,6 +27,7 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    (every policy in its own steady state). The plan forecasts with ``--sim-forecasts``
    (default ``weekday_moving_average``: a 28-day moving average with each store's weekday
    shape, ``jobs.simulate.WeekdayProfile``, festival days left out of its history,
+   promoted days scaled by a price elasticity per category learnt from the history,
    negative-binomial quantiles from each pair's recent dispersion; or
    ``moving_average``, flat, every day; both re-fitted
    nightly on the simulated sales, stock-out days imputed; ``lake`` / ``champion`` use the
@@ -393,9 +394,13 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
         + ("(`lake/forecasts` of `replenish run score`, made from the world's own history)"
            if forecasts in ("lake", "champion") else
            "re-fitted nightly on the simulated sales, a stock-out day read as E[demand | "
-           "demand >= sold] under the previous night's forecast") + "; `minmax` = "
+           "demand >= sold] under the previous night's forecast, the days of the "
+           "`promotions` table (history and the 7 days ahead) scaled by (1 - discount) ^ "
+           "-elasticity, one elasticity per category learnt from the history") + "; `minmax` = "
         "the generator's reorder rule, its orders trimmed to the zone room the MILP gets; "
-        "`oracle` = the same MILP fed the true demand distribution. Suppliers as generated "
+        "`oracle` = the same MILP fed the true demand distribution; both learn each "
+        "supplier's share of late deliveries from what arrives and plan for it "
+        "(`late_prob`). Suppliers as generated "
         f"(late and short deliveries, the same luck for every policy); solver {solver}; "
         "capacities `observed` (here the declared ones: the generated world keeps within "
         "them). Costs (INR) over the measured days: ordering + holding + "
@@ -517,7 +522,8 @@ def _parser() -> argparse.ArgumentParser:
                             "lake", "champion"],
                    help="the plan policy's forecasts (default weekday_moving_average: a "
                    "28-day moving average with each store's weekday shape, festival days "
-                   "left out of its history, negative-binomial quantiles). lake needs "
+                   "left out of its history, promotions scaled by a learnt elasticity, "
+                   "negative-binomial quantiles). lake needs "
                    "--sim-home with lake/forecasts for every replayed night; champion scores "
                    "each night with the registered ensemble (--sim-home with features and a "
                    "champion, or, without it, the bench builds the features and trains one "

@@ -4,6 +4,8 @@ Reads (each day from ``lake/clean`` when ingested there, else from ``landing``):
 
 - the ``stores`` and ``skus`` snapshots in force on the first day;
 - ``calendar`` of the lookback and the window (festive days, for the weekday forecast);
+- ``promotions`` of the lookback, the window and the 7 days after it (each pair's discount
+  per day: planned in advance, as the feature pipeline reads it; for the weekday forecast);
 - the ``inventory`` snapshot of the day before the window: the starting stock by days to
   expiry; its ``on_order`` is assumed to arrive on the window's first morning (the planner's
   own assumption; the arrival day of each open order is not in the snapshot). Pairs without
@@ -28,8 +30,11 @@ Policies (``optimize/simulate.py`` replays them):
   a forecast: ``weekday_moving_average`` (default: ``WeekdayProfile``, a 28-day moving
   average with each store's weekday shape, trained without the days the ``calendar`` marks
   festive in the store's region, ``Window.festive``: a level that averages a festival's
-  run-up in over-forecasts the weeks after it; its quantiles a negative binomial's with each
-  pair's dispersion of the last 28 days), ``moving_average`` (flat, every day) or
+  run-up in over-forecasts the weeks after it; promoted days divided by their uplift in the
+  history and multiplied by it on the target days, (1 - discount) ** -elasticity with the
+  elasticity of the SKU's category learnt from the history, ``promotion_elasticity``; its
+  quantiles a negative binomial's with each pair's dispersion of the last 28 days),
+  ``moving_average`` (flat, every day) or
   ``seasonal_naive`` from ``models.baselines``
   (``fit`` / ``predict`` every night, horizons 1-7, quantiles from their residuals) on the
   *observed* sales of the last ``lookback_days`` days, where a day whose shelf emptied
@@ -59,7 +64,9 @@ themselves.
 
 Suppliers: ``world`` (default when ``world.json`` describes the lake) replays the
 generator's late and short deliveries with its per-supplier probabilities and the same
-random draws for every policy; ``perfect`` delivers every order in full, on time.
+random draws for every policy; ``perfect`` delivers every order in full, on time. ``plan``
+and ``oracle`` never read those probabilities: they learn each supplier's share of late
+deliveries from what arrives (``PlanPolicy.late_prob``) and plan for it.
 
 Writes ``reports/simulate/<start>_<days>d_<policy>.{json,md}`` per policy and, when several
 run, ``<start>_<days>d_<p1-p2-...>.{json,md}`` with the side-by-side table and the INR
@@ -100,6 +107,7 @@ from optimize.simulate import (
 __all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS",
            "CAPACITIES", "CENSORED",
            "MinMaxPolicy", "OracleForecast", "HistoryForecast", "LakeForecast", "WeekdayProfile",
+           "promotion_elasticity", "promotion_uplift",
            "load_window", "Window", "CASE_STUDY"]
 
 POLICIES = ("plan", "minmax", "oracle")
@@ -199,6 +207,10 @@ class Window:
     festive: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
     #: The first ``warmup`` of the ``days`` replayed are not measured.
     warmup: int = 0
+    #: (n, L + days + HORIZON): each pair's largest promotion discount (0..1, 0 = none) on
+    #: each history, window and look-ahead day, from the ``promotions`` table (planned in
+    #: advance, as the feature pipeline reads it); zeros where a day has no partition.
+    promo: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def end(self) -> dt.date:
@@ -335,12 +347,15 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
     hist_dates = [start - dt.timedelta(days=i) for i in range(sim.lookback_days, 0, -1)]
     hist_sold, hist_active, hist_cens = _history(cfg, hist_dates, store_ids, n_k, sku_pos, n)
     festive = _festive(cfg, hist_dates + window, stores)
+    ahead = [window[-1] + dt.timedelta(days=h) for h in range(1, HORIZON + 1)]
+    promo = _promotions(cfg, hist_dates + window + ahead, store_ids, n_k, sku_pos, n)
     return Window(start=start, days=total, pairs=pairs,
                   stores=store_inputs,
                   n_stores=n_s, n_skus=n_k, buckets=buckets, on_order=on_order,
                   demand=demand[:total], active=present[:total], expected=expected,
                   dispersion=dispersion, hist_dates=hist_dates, hist_sold=hist_sold,
                   hist_active=hist_active, hist_censored=hist_cens, festive=festive,
+                  promo=promo,
                   world=_world_manifest(cfg),
                   sources={"inventory": str(_root(cfg, "inventory", before))},
                   warmup=sim.warmup_days)
@@ -384,6 +399,24 @@ def _festive(cfg: Config, dates: list[dt.date], stores: pd.DataFrame) -> np.ndar
         inten = cal.set_index("region")["festival_intensity"]
         out[:, j] = pd.Series(region).map(inten).fillna(0.0).to_numpy(float) >= FESTIVE
     return out
+
+
+def _promotions(cfg: Config, dates: list[dt.date], store_ids: np.ndarray, n_k: int,
+                sku_pos: pd.Series, n: int) -> np.ndarray:
+    """(n, dates): each pair's largest ``discount_pct`` on each day (0: no promotion or no
+    partition that day)."""
+    out = np.zeros((n, len(dates)))
+    for j, day in enumerate(dates):
+        root = _root(cfg, "promotions", day)
+        if not partition_dir(root, "promotions", day).is_dir():
+            continue
+        promo = read_partition(root, "promotions", day,
+                               ["store_id", "sku_id", "discount_pct"]).to_pandas()
+        if promo.empty:
+            continue
+        pos, ok = _positions(promo, store_ids, n_k, sku_pos)
+        np.maximum.at(out[:, j], pos, promo.loc[ok, "discount_pct"].to_numpy(float))
+    return np.clip(out, 0.0, 0.95)
 
 
 def _history(cfg: Config, dates: list[dt.date], store_ids: np.ndarray, n_k: int,
@@ -597,7 +630,7 @@ class HistoryForecast:
 
     def __init__(self, pairs: pd.DataFrame, make_model: Callable[[], object], win: Window,
                  lookback: int, horizon: int = HORIZON, censored: str = "impute",
-                 skip_festivals: bool = False) -> None:
+                 skip_festivals: bool = False, promotions: bool = False) -> None:
         if censored not in CENSORED:
             raise ValueError(f"censored must be one of {CENSORED}, not {censored!r}")
         self.pairs, self.make_model, self.lookback, self.horizon = pairs, make_model, \
@@ -613,6 +646,18 @@ class HistoryForecast:
             store_pos = pd.factorize(pairs["store_id"], sort=True)[0]
             self.skip = win.festive[store_pos][:, :self.values.shape[1]]
         self.offset = obs.shape[1]
+        #: With ``promotions``: each pair's discount per day (history, window, look-ahead;
+        #: ``Window.promo``). A promoted day of the history is divided by its uplift before
+        #: the fit and a promoted target day multiplied by it (``promotion_elasticity``):
+        #: otherwise a promotion's extra sales raise the level for weeks after it while the
+        #: promotion itself, planned in advance, finds the shelf stocked for a normal day.
+        self.promotions = promotions
+        self.disc = np.zeros((len(pairs), self.values.shape[1] + horizon))
+        if promotions and win.promo.size:
+            width = min(win.promo.shape[1], self.disc.shape[1])
+            self.disc[:, :width] = win.promo[:, :width]
+        self.group = pd.factorize(pairs["category"])[0] if "category" in pairs.columns \
+            else np.zeros(len(pairs), int)
         self.first = win.start - dt.timedelta(days=obs.shape[1])
         #: Tomorrow's forecast mean and variance per pair (NaN: none yet).
         self.next_mean = np.full(len(pairs), np.nan)
@@ -650,6 +695,12 @@ class HistoryForecast:
         self.values[:, col] = self.observed(night)
         lo = max(0, col + 1 - self.lookback)
         block = np.where(self.skip[:, lo:col + 1], np.nan, self.values[:, lo:col + 1])
+        lift = np.ones((len(self.pairs), self.horizon))
+        if self.promotions:
+            disc = self.disc[:, lo:col + 1]
+            elasticity = promotion_elasticity(block, disc, self.group)[:, None]
+            block = block / promotion_uplift(disc, elasticity)
+            lift = promotion_uplift(self.disc[:, col + 1:col + 1 + self.horizon], elasticity)
         r, c = np.nonzero(np.isfinite(block))
         dates = pd.Timestamp(self.first) + pd.to_timedelta(lo + c, unit="D")
         train = pd.DataFrame({"store_id": self.pairs["store_id"].to_numpy()[r],
@@ -677,7 +728,51 @@ class HistoryForecast:
         for c in cols:
             prior = out.groupby([out["store_id"], cat, out["horizon"]])[c].transform("mean")
             out[c] = out[c].fillna(prior).fillna(0.0)
+        if self.promotions:
+            out[cols] = out[cols].to_numpy(float) * lift[idx].reshape(-1, 1)
         return out
+
+
+def promotion_uplift(discount: np.ndarray, elasticity: np.ndarray) -> np.ndarray:
+    """Demand multiplier of a price cut: (1 - discount) ** -elasticity (1 without one)."""
+    d = np.clip(np.asarray(discount, float), 0.0, 0.95)
+    return np.exp(-np.asarray(elasticity, float) * np.log1p(-d))
+
+
+def promotion_elasticity(y: np.ndarray, discount: np.ndarray, group: np.ndarray,
+                         prior_days: float = 30.0, cap: float = 4.0) -> np.ndarray:
+    """Per row of ``y`` (pairs x days, NaN = unobserved), the price elasticity of its
+    ``group`` (a category), learnt from the history: the e that makes the promoted days'
+    sales equal their pair's mean on plain days times (1 - discount) ** -e, summed over the
+    group (one equation, solved by Newton's method; a few promoted days of one SKU say
+    little, a category's say more). A group with few promoted pair-days leans towards the
+    pooled estimate (weight ``prior_days``); clipped to [0, cap]; 0 without any promotion."""
+    y = np.asarray(y, float)
+    disc = np.clip(np.asarray(discount, float), 0.0, 0.95)
+    ok = np.isfinite(y)
+    plain = ok & (disc <= 0)
+    n_plain = plain.sum(axis=1)
+    base = np.divide(np.where(plain, y, 0.0).sum(axis=1), n_plain,
+                     out=np.zeros(len(y)), where=n_plain > 0)
+    r, c = np.nonzero(ok & (disc > 0) & (base > 0)[:, None])
+    g = np.asarray(group, int)[r]
+    n_g = int(np.asarray(group, int).max(initial=-1)) + 2  # the last slot: all groups pooled
+    g = np.concatenate([g, np.full(len(r), n_g - 1)])
+    x = np.tile(-np.log1p(-disc[r, c]), 2)
+    b = np.tile(base[r], 2)
+    target = np.bincount(g, np.tile(y[r, c], 2), minlength=n_g)
+    count = np.bincount(g, minlength=n_g).astype(float)
+    e = np.zeros(n_g)
+    for _ in range(20):  # sum b exp(e x) = target: increasing and convex in e
+        w = b * np.exp(e[g] * x)
+        f = np.bincount(g, w, minlength=n_g) - target
+        slope = np.bincount(g, w * x, minlength=n_g)
+        e = np.clip(e - np.divide(f, slope, out=np.zeros(n_g), where=slope > 0), 0.0, cap)
+    pooled = e[-1]
+    weight = count[:-1] + prior_days
+    shrunk = np.divide(count[:-1] * e[:-1] + prior_days * pooled, weight,
+                       out=np.full(n_g - 1, pooled), where=weight > 0)
+    return np.where(count[-1] > 0, shrunk, 0.0)[np.asarray(group, int)]
 
 
 class WeekdayProfile:
@@ -821,7 +916,8 @@ def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
                 "weekday_moving_average": WeekdayProfile}[sim.forecasts]
         provider = HistoryForecast(win.pairs, make, win, sim.lookback_days,
                                    censored=sim.censored,
-                                   skip_festivals=sim.forecasts == "weekday_moving_average")
+                                   skip_festivals=sim.forecasts == "weekday_moving_average",
+                                   promotions=sim.forecasts == "weekday_moving_average")
     return PlanPolicy(name, win.pairs, win.stores, provider, sim.plan_config())
 
 

@@ -19,7 +19,10 @@ Convex functions of u (the units of the order), each exact in closed form:
 
 - expected lost sales in the cycle  LOST(u) = max(0, G_W(P_W + u) - G_A(P_A))
   (the periodic-review shortfall: what the window misses minus what was already lost before
-  the order could arrive; exact when L = 1, the usual case for fresh goods);
+  the order could arrive; exact when L = 1, the usual case for fresh goods); with the line's
+  optional ``late_prob`` p (its supplier delivers a day late with probability p), the mix
+  (1 - p) LOST_W + p LOST_W+1 over a window one day longer (capped at the shelf life): the
+  order must then also serve the day the next delivery misses, and E[D_B] mixes the same way;
 - expected waste of the order (perishables only)  WASTE(u) = E[(P_E + u - D_E)+] -
   E[(P_E - D_E)+]: under FIFO the old stock sells first, so the order's units are the ones
   left when its life ends;
@@ -93,15 +96,25 @@ class Curves:
     deplete_rate: np.ndarray
     hold_days: np.ndarray
     allowed_lost: np.ndarray
+    #: Probability that the next delivery comes a day late, and the demand of the coverage
+    #: window one day longer (what this order must then also serve).
+    late: np.ndarray
+    mu_cover_late: np.ndarray
+    var_cover_late: np.ndarray
 
     def take(self, idx: np.ndarray) -> Curves:
         return Curves(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     def lost(self, units: np.ndarray) -> np.ndarray:
-        """Expected lost sales in the cycle, units."""
+        """Expected lost sales in the cycle, units: on time with probability 1 - late, else
+        the cycle runs a day longer (the next delivery is late)."""
         pre = gamma_loss(self.mu_pre, self.var_pre, self.usable_pre)
         s = self.usable_cover + units
-        return np.maximum(gamma_loss(self.mu_cover, self.var_cover, s) - pre, 0.0)
+        on_time = np.maximum(gamma_loss(self.mu_cover, self.var_cover, s) - pre, 0.0)
+        if not self.late.any():
+            return on_time
+        longer = np.maximum(gamma_loss(self.mu_cover_late, self.var_cover_late, s) - pre, 0.0)
+        return (1.0 - self.late) * on_time + self.late * longer
 
     def waste(self, units: np.ndarray) -> np.ndarray:
         """Expected units of the order written off (perishables), units."""
@@ -129,7 +142,12 @@ class Curves:
     def slopes(self, units: np.ndarray) -> dict[str, np.ndarray]:
         """d/du of the functions at ``units`` (for tangents)."""
         s = self.usable_cover + units
-        sf = 1.0 - gamma_cdf(self.mu_cover, self.var_cover, s)
+        pre = gamma_loss(self.mu_pre, self.var_pre, self.usable_pre)
+        on_time = gamma_loss(self.mu_cover, self.var_cover, s) > pre
+        longer = gamma_loss(self.mu_cover_late, self.var_cover_late, s) > pre
+        sf = (1.0 - self.late) * np.where(on_time, 1.0 - gamma_cdf(
+            self.mu_cover, self.var_cover, s), 0.0) + self.late * np.where(
+            longer, 1.0 - gamma_cdf(self.mu_cover_late, self.var_cover_late, s), 0.0)
         lost = self.lost(units)
         return {
             "lost": np.where(lost > 0, -sf, 0.0),
@@ -197,8 +215,10 @@ class Economics:
 
     @property
     def mu_cycle(self) -> np.ndarray:
-        """Expected demand in the cycle the order serves, units."""
-        return self.curves.mu_cover - self.curves.mu_pre
+        """Expected demand in the cycle the order serves, units (a day more when the next
+        delivery is late)."""
+        c = self.curves
+        return (1.0 - c.late) * (c.mu_cover - c.mu_pre) + c.late * (c.mu_cover_late - c.mu_pre)
 
     @property
     def usable_cover(self) -> np.ndarray:
@@ -360,7 +380,9 @@ def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) ->
     cover = np.where(perish, np.minimum(full_cover, life_end), full_cover)
     cycle = _lot_cycle(fc["mean"], case, moq, shelf, perish, cfg) if n else np.zeros(0, int)
     lot_cover = np.where(perish, np.minimum(arrival + cycle - 1, life_end), cover)
-    days = int(max(lot_cover.max(initial=1), np.where(perish, life_end, 1).max(initial=1)))
+    days = int(max(lot_cover.max(initial=1) + 1, np.where(perish, life_end, 1).max(initial=1)))
+    late = np.clip(skus["late_prob"].to_numpy(float), 0.0, 1.0) if "late_prob" in skus.columns \
+        else np.zeros(n)
 
     mean = np.nan_to_num(_extend(fc["mean"], days)) if n else np.zeros((0, days))
     upper = np.stack([_extend(fc[q], days) for q in QUANTILE_COLUMNS[1:]], axis=-1) if n \
@@ -387,6 +409,10 @@ def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) ->
     life = np.where(perish, life_end, cover)
 
     mu_cover = _at(cm, cover)
+    # A late next delivery: the order serves one day more (not past its shelf life).
+    cover_late = np.where(perish, np.minimum(cover + 1, np.maximum(life_end, cover)), cover + 1)
+    mu_cycle = (1.0 - late) * (mu_cover - _at(cm, pre)) + late * (_at(cm, cover_late)
+                                                                   - _at(cm, pre))
     storage = np.array([cfg.storage_cost_per_litre_day.get(z, 0.0) for z in col["zone"]])
     targets = np.array([cfg.service_target(c) for c in col["category"]], float)
     curves = Curves(
@@ -396,7 +422,8 @@ def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) ->
         usable_pre=stock - _at(old_waste, pre), usable_life=stock - _at(old_waste, life),
         deplete_rate=np.maximum(mu_cover / cover, 1e-6),
         hold_days=np.minimum(float(cfg.max_holding_days), shelf).astype(float),
-        allowed_lost=(1 - targets) * (mu_cover - _at(cm, pre)))
+        allowed_lost=(1 - targets) * mu_cycle, late=late,
+        mu_cover_late=_at(cm, cover_late), var_cover_late=_at(cv, cover_late))
     econ = Economics(
         store_id=int(store.store_id), sku_id=col["sku_id"], category=col["category"],
         zone=col["zone"].astype(str), supplier_id=col["supplier_id"], case=case, moq=moq,
@@ -422,7 +449,10 @@ def build_economics(lines: pd.DataFrame, store: StoreInputs, cfg: PlanConfig) ->
 def _bounds(e: Economics, cfg: PlanConfig) -> None:
     """Case bounds: what demand could use (up to the max_fill_quantile of coverage demand)
     and what the budget and the zone's room allow."""
-    top = gamma_ppf(e.mu_cover, e.curves.var_cover, cfg.max_fill_quantile)
+    c = e.curves
+    top = np.where(c.late > 0, gamma_ppf(c.mu_cover_late, c.var_cover_late,
+                                         cfg.max_fill_quantile),
+                   gamma_ppf(e.mu_cover, c.var_cover, cfg.max_fill_quantile))
     need = top - e.usable_cover
     with np.errstate(divide="ignore", invalid="ignore"):
         m_need = np.where(e.has_forecast & (e.mu_cover > 1e-9) & (need > 0),

@@ -13,7 +13,9 @@ the run date. Horizon day h is run date + h. Inventory is the closing snapshot: 
 units can be sold on days 1..k and are written off at the end of day k; ``exp_later`` units
 last longer than the forecast. An order placed tonight with lead time L arrives on the
 morning of day L, before that day's sales, and can be sold on days L..L + shelf_life - 1.
-``on_order`` is assumed to arrive on day 1 with its full shelf life.
+``on_order`` is assumed to arrive on day 1 with its full shelf life. Optional per-SKU
+columns (:data:`OPTIONAL_COLUMNS`, e.g. a supplier's ``late_prob``) refine the plan where
+the caller knows them; absent, they are 0.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["ZONES", "EXPIRY_COLUMNS", "QUANTILE_LEVELS", "QUANTILE_COLUMNS", "SKU_COLUMNS",
-           "FORECAST_COLUMNS", "LINE_COLUMNS", "SOLVERS", "StoreInputs", "PlanConfig",
-           "join_forecast", "validate_lines"]
+           "FORECAST_COLUMNS", "LINE_COLUMNS", "OPTIONAL_COLUMNS", "SOLVERS", "StoreInputs",
+           "PlanConfig", "join_forecast", "validate_lines"]
 
 #: Storage zones; the same as ``jobs.schema.ZONES`` (optimize/ imports nothing of the project).
 ZONES = ("ambient", "chilled", "frozen")
@@ -63,6 +65,11 @@ FORECAST_COLUMNS: dict[str, str] = {
        for c, lvl in zip(QUANTILE_COLUMNS, QUANTILE_LEVELS, strict=True)},
 }
 LINE_COLUMNS: tuple[str, ...] = tuple(SKU_COLUMNS) + tuple(FORECAST_COLUMNS)
+#: Optional per-SKU columns (constant over a SKU's horizon rows) -> meaning; absent = 0.
+OPTIONAL_COLUMNS: dict[str, str] = {
+    "late_prob": "Probability that a delivery of the SKU's supplier comes a day late (0..1): "
+                 "tonight's order then also serves the day the next one misses",
+}
 SOLVERS = ("cbc", "highs")
 
 _DEFAULT_TARGETS = {"dairy": 0.98, "fruits_vegetables": 0.98, "bakery": 0.98}
@@ -203,6 +210,8 @@ def validate_lines(lines: pd.DataFrame) -> None:
              "volume_l": lines["volume_l"] >= 0, "unit_cost": lines["unit_cost"] >= 0,
              "price": lines["price"] >= 0, "on_hand": lines["on_hand"] >= 0,
              "on_order": lines["on_order"] >= 0}
+    if "late_prob" in lines.columns:
+        rules["late_prob"] = lines["late_prob"].between(0.0, 1.0)
     for col, ok in rules.items():
         if not ok.all():
             raise ValueError(f"lines: {col} out of range for sku_id "
@@ -212,7 +221,8 @@ def validate_lines(lines: pd.DataFrame) -> None:
     if off.any():
         raise ValueError("lines: exp_1d..exp_later must sum to on_hand; sku_id "
                          f"{lines.loc[off, 'sku_id'].unique()[:5].tolist()}")
-    varying = lines.groupby("sku_id", sort=False)[list(SKU_COLUMNS)].nunique(dropna=False)
+    per_sku = [*SKU_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in lines.columns)]
+    varying = lines.groupby("sku_id", sort=False)[per_sku].nunique(dropna=False)
     varying = varying.columns[(varying > 1).any()].tolist()
     if varying:
         raise ValueError(f"lines: SKU columns {varying} differ between horizon rows of a SKU")

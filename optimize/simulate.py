@@ -445,10 +445,16 @@ class PlanPolicy:
     stores' budget and zone capacities their :class:`StoreInputs`. Only active pairs are
     planned. A store-night whose plan fails ``check_plan`` orders nothing, as a plan that
     breaks a constraint is never published. ``notes`` counts how each store-night was
-    planned, the fallbacks and the rejected plans."""
+    planned, the fallbacks and the rejected plans.
+
+    With ``learn_late`` each supplier's probability of delivering a day late is learnt from
+    the deliveries seen so far (a delivery due this morning of which nothing came:
+    :meth:`late_prob`) and passed to the planner as ``late_prob``, so an order also covers,
+    with that probability, the day the next delivery misses."""
 
     def __init__(self, name: str, pairs: pd.DataFrame, stores: Mapping[int, StoreInputs],
-                 forecast: ForecastProvider, cfg: PlanConfig) -> None:
+                 forecast: ForecastProvider, cfg: PlanConfig, learn_late: bool = True,
+                 late_prior: float = 10.0) -> None:
         missing = [c for c in ("store_id", "sku_id", *_SKU_ATTRS) if c not in pairs.columns]
         if missing:
             raise ValueError(f"PlanPolicy: pairs lack {missing}")
@@ -461,11 +467,37 @@ class PlanPolicy:
         self.forecast = forecast
         self.cfg = cfg
         self._index = pd.MultiIndex.from_frame(self.pairs[["store_id", "sku_id"]])
+        self.learn_late, self.late_prior = learn_late, late_prior
+        self._supplier, _ = pd.factorize(self.pairs["supplier_id"])
+        self._lead = np.maximum(self.pairs["lead_time_days"].to_numpy(int), 1)
+        self._due = np.zeros(len(self.pairs), np.int64)
+        self._n_due = np.zeros(self._supplier.max(initial=-1) + 1)
+        self._n_late = np.zeros_like(self._n_due)
         self.notes: dict[str, Any] = {"store_nights": 0, "milp": 0, "greedy": 0,
                                          "fallbacks": 0, "violations": 0, "solve_seconds": 0.0,
                                          "last_fallback": "", "last_violation": ""}
 
+    def late_prob(self) -> np.ndarray:
+        """Per pair, its supplier's share of due deliveries that brought nothing, with
+        ``late_prior`` deliveries on time added (few observations say little)."""
+        p = self._n_late / (self._n_due + self.late_prior)
+        return p[self._supplier]
+
+    def _observe_deliveries(self, night: Night) -> None:
+        due = self._due > 0
+        late = due & (night.received == 0)
+        self._n_due += np.bincount(self._supplier[due], minlength=len(self._n_due))
+        self._n_late += np.bincount(self._supplier[late], minlength=len(self._n_due))
+
     def order(self, night: Night) -> np.ndarray:
+        if self.learn_late:
+            self._observe_deliveries(night)
+        units = self._order(night)
+        # due tomorrow morning: the pipeline's first day plus tonight's one-day orders
+        self._due = night.pipeline[:, 0] + np.where(self._lead == 1, units, 0)
+        return units
+
+    def _order(self, night: Night) -> np.ndarray:
         n = len(self.pairs)
         units = np.zeros(n, np.int64)
         act = np.nonzero(night.active)[0]
@@ -477,6 +509,8 @@ class PlanPolicy:
             base[c] = b[:, j]
         base["on_hand"] = b.sum(axis=1)
         base["on_order"] = night.on_order[act]
+        if self.learn_late:
+            base["late_prob"] = self.late_prob()[act]
         fc = self.forecast(night)
         cols = ["store_id", "sku_id", "horizon", "mean", *QUANTILE_COLUMNS]
         lines = base.merge(fc[cols], on=["store_id", "sku_id"], how="left").sort_values(

@@ -390,3 +390,69 @@ def test_festival_days_are_left_out_of_the_weekday_forecasts_history(world):
     flat = js._build_policy("plan", win, js.SimulateConfig(days=2, forecasts="moving_average"),
                             world)
     assert not flat.forecast.skip.any()
+
+
+def test_promotion_elasticity_is_learnt_per_category_and_pooled_where_data_is_thin():
+    """Category 0 sells 10 on plain days and 10 x 0.8 ** -1 on a 20%-off day, category 1
+    10 x 0.8 ** -3: elasticities 1 and 3 (each category on its own); category 2 has no
+    promoted day and takes the pooled value; unobserved (NaN) days are ignored; and with no
+    promotion anywhere there is nothing to learn (0, an uplift of 1)."""
+    nan = np.nan
+    y = np.array([[10.0, 10.0, nan, 10.0 * 0.8 ** -1],
+                  [10.0, nan, 10.0, 10.0 * 0.8 ** -3],
+                  [10.0, 10.0, 10.0, 10.0]])
+    disc = np.array([[0.0, 0.0, 0.5, 0.2], [0.0, 0.0, 0.0, 0.2], [0.0, 0.0, 0.0, 0.0]])
+    group = np.array([0, 1, 2])
+    e = js.promotion_elasticity(y, disc, group, prior_days=0.0)
+    assert e[:2] == pytest.approx([1.0, 3.0], abs=1e-6)
+    pooled = np.log((0.8 ** -1 + 0.8 ** -3) / 2) / -np.log(0.8)  # close, not equal: Jensen
+    assert e[2] == pytest.approx(pooled, rel=0.05) and 1.0 < e[2] < 3.0
+    shrunk = js.promotion_elasticity(y, disc, group, prior_days=30.0)
+    assert 1.0 < shrunk[0] < e[2] < shrunk[1] < 3.0  # one day each: close to the pool
+    assert js.promotion_elasticity(y, np.zeros_like(disc), group) == pytest.approx([0, 0, 0])
+    assert js.promotion_uplift(np.array([0.0, 0.2]), 2.0) == pytest.approx([1.0, 1.5625])
+
+
+def test_history_forecast_scales_promoted_days_in_and_out(world, monkeypatch):
+    """The window reads each pair's discount per day from ``promotions``; with
+    ``promotions`` (the weekday moving average's default) a promoted target day's forecast
+    is the plain one x the uplift, and a promoted history day counts as its sales / uplift."""
+    import dataclasses
+
+    from optimize.simulate import Night
+
+    sim = js.SimulateConfig(days=2, stores=(1,))
+    win = js.load_window(world, sim)
+    n, n_hist = len(win.pairs), len(win.hist_dates)
+    assert win.promo.shape == (n, n_hist + win.days + js.HORIZON)
+    assert win.promo.max() > 0 and set(np.unique(win.promo)) <= {0, .1, .15, .2, .25, .3}
+    monkeypatch.setattr(js, "promotion_elasticity", lambda y, d, g: np.full(len(y), 2.0))
+    night = Night(0, win.start, np.zeros((n, 8), np.int64), np.zeros((n, 1), np.int64),
+                  np.ones(n, bool), np.ones(n, np.int64), np.zeros(n, np.int64),
+                  np.zeros(n, np.int64), np.zeros(n, np.int64))
+    key = ["store_id", "sku_id", "horizon"]
+
+    def forecast(promo: np.ndarray, promotions: bool = True) -> pd.DataFrame:
+        w = dataclasses.replace(win, promo=promo)
+        fc = js.HistoryForecast(w.pairs, js.WeekdayProfile, w, 28, skip_festivals=True,
+                                promotions=promotions)(night)
+        return fc.set_index(key).sort_index()
+
+    off = forecast(win.promo, promotions=False)
+    ahead = np.zeros_like(win.promo)
+    ahead[0, n_hist + 2] = 0.2  # pair 0: 20% off on the night's horizon 2
+    ratio = forecast(ahead)["mean"] / off["mean"].where(off["mean"] > 0)
+    sku0 = win.pairs["sku_id"].iloc[0]
+    assert ratio[(1, sku0, 2)] == pytest.approx(0.8 ** -2.0)
+    assert ratio.drop([(1, sku0, 2)]).dropna().to_numpy() == pytest.approx(1.0)
+    seller = int(np.nanargmax(np.nansum(win.hist_sold[:, -20:], axis=1)))
+    past = np.zeros_like(win.promo)
+    past[seller, n_hist - 20:n_hist] = 0.5  # its last 20 days "on promotion": a 4x uplift
+    ratio = forecast(past)["mean"] / off["mean"].where(off["mean"] > 0)
+    sku_s = win.pairs["sku_id"].iloc[seller]
+    assert (ratio.xs(sku_s, level="sku_id") < 0.6).all()  # its level: most days / 4
+    plan = js._build_policy("plan", win, sim, world)
+    assert plan.forecast.promotions
+    flat = js._build_policy("plan", win, js.SimulateConfig(days=2, forecasts="moving_average"),
+                            world)
+    assert not flat.forecast.promotions

@@ -120,3 +120,39 @@ def test_the_lot_cycle_makes_a_slow_fresh_sku_worth_stocking():
     assert off.lines.order_cases.tolist() == [0]
     assert on.lines.order_cases.tolist() == [1]
     assert on.lines.expected_service_level.iloc[0] > 0.85  # 6 units against D ~ 5 +- 2.3
+
+
+def test_a_late_next_delivery_mixes_in_a_cycle_one_day_longer():
+    """late_prob p: expected lost sales = (1 - p) x the cycle's + p x those of a cycle one day
+    longer (the next delivery missed a day), by hand with the gamma of 1 and 2 days' demand;
+    the service target's allowance and the cycle's demand mix the same way; without the
+    column (or p = 0) nothing changes; a perishable's longer cycle stops at its shelf life."""
+    from optimize.demand import daily_variance, gamma_loss
+
+    plain = frame(sku(1, 10.0, case_pack=1, on_hand=0))
+    late = plain.assign(late_prob=0.2)
+    cfg = PlanConfig()
+    e0, e1 = build_economics(plain, store(), cfg), build_economics(late, store(), cfg)
+    assert e0.curves.late[0] == 0.0 and e1.curves.late[0] == pytest.approx(0.2)
+    row = late.iloc[0]
+    var = daily_variance(np.array([10.0]), row[["q80", "q90", "q95", "q99"]].to_numpy(
+        float)[None, :])[0]
+    units = np.array([0.0, 8.0, 15.0, 30.0])
+    want = 0.8 * gamma_loss(10.0, var, units) + 0.2 * gamma_loss(20.0, 2 * var, units)
+    assert e1.curves.lost(units) == pytest.approx(want)
+    assert e0.curves.lost(units) == pytest.approx(gamma_loss(10.0, var, units))
+    assert e1.mu_cycle[0] == pytest.approx(0.8 * 10 + 0.2 * 20)
+    assert e1.curves.allowed_lost[0] == pytest.approx((1 - 0.95) * 12.0)
+    assert e1.exact(np.array([15]))["lost"][0] > e0.exact(np.array([15]))["lost"][0]
+    # finite differences agree with the slopes used for tangents
+    x = np.array([12.0])
+    h = 1e-4
+    fd = (e1.curves.lost(x + h) - e1.curves.lost(x - h)) / (2 * h)
+    assert e1.curves.slopes(x)["lost"] == pytest.approx(fd, rel=1e-4)
+    # a perishable whose cycle already ends with its shelf life cannot stretch
+    fresh = frame(sku(2, 10.0, is_perishable=True, shelf_life_days=1, case_pack=1)).assign(
+        late_prob=0.5)
+    ef = build_economics(fresh, store(), cfg)
+    assert ef.curves.mu_cover_late[0] == pytest.approx(ef.mu_cover[0])
+    with pytest.raises(ValueError, match="late_prob"):
+        build_economics(late.assign(late_prob=1.5), store(), cfg)

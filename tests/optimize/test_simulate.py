@@ -288,3 +288,35 @@ def test_a_warm_up_is_replayed_but_not_measured():
     assert warm.metrics["order_lines"] == 4 and full.metrics["order_lines"] == 7
     with pytest.raises(ValueError, match="measure_from must be in 0..4"):
         run(p, stock(2), demand, Schedule({}, 2), measure_from=5)
+
+
+def test_plan_policy_learns_each_suppliers_late_deliveries(monkeypatch):
+    """Supplier 1 is always a day late, supplier 2 never: after a few nights the policy's
+    estimate is high for the first and 0 for the second (a prior of 10 on-time deliveries
+    keeps it below 1), and the planner is told so through ``late_prob``; with
+    ``learn_late=False`` it is told nothing."""
+    import optimize.simulate as osim
+
+    p = pairs(2, supplier_id=[1, 2])
+    stores = {1: StoreInputs(1, 1e6, 1e6, 1e6, 1e6)}
+    seen: list[pd.DataFrame] = []
+    solve = osim.solve_store
+
+    def spy(lines, store, cfg):
+        seen.append(lines)
+        return solve(lines, store, cfg)
+
+    monkeypatch.setattr(osim, "solve_store", spy)
+    supply = Supply(np.array([1.0, 0.0]), np.array([0.0, 0.0]), seed=1)
+    pol = PlanPolicy("plan", p, stores, _flat_forecast(5.0), PlanConfig(threads=1))
+    run(p, stock(2, exp_later=[5, 5]), np.full((8, 2), 5), pol, supply=supply)
+    prob = pol.late_prob()
+    assert prob[1] == 0.0 and 0.2 < prob[0] < 1.0
+    assert pol._n_late[0] == pol._n_due[0] > 0  # every due delivery of supplier 1 was late
+    last = seen[-1].drop_duplicates("sku_id").set_index("sku_id")["late_prob"]
+    assert last[1] == pytest.approx(prob[0]) and last[2] == 0.0
+    seen.clear()
+    off = PlanPolicy("plan", p, stores, _flat_forecast(5.0), PlanConfig(threads=1),
+                     learn_late=False)
+    run(p, stock(2, exp_later=[5, 5]), np.full((3, 2), 5), off, supply=supply)
+    assert seen and all("late_prob" not in lines.columns for lines in seen)
