@@ -249,3 +249,37 @@ def test_scale_section_renders_a_world_that_failed_before_its_night():
             "date": "2026-11-24"}
     text, _ = bench_scale._section([w], args, info, common.LoadSampler(), 600.0, None)
     assert text.startswith(bench_scale.SECTION_BLINKIT) and "setup: build_features" in text
+
+
+def _night(name: str, stores: int, pairs: int, scale: float) -> bench_scale.World:
+    w = bench_scale.World(name, stores, 8000, 63, pairs=pairs)
+    for stage in bench_scale.STAGES:
+        w.stages[stage] = bench_scale.StageRun(stage, 100.0 * scale, 1000.0 * scale, pairs)
+    return w
+
+
+def test_scale_section_measures_a_blinkit_night_and_projects_only_from_slices():
+    import argparse
+
+    args = argparse.Namespace(days=63, profile="quick", max_series=500)
+    info = {"nproc": "2", "cpu": "x", "memory": "1 GiB", "python": "3.11", "arch": "x86_64",
+            "date": "2026-11-24"}
+    blinkit = _night("blinkit", 400, 3_084_800, 3.0)
+    text, verdicts = bench_scale._section([blinkit], args, info, common.LoadSampler(),
+                                          600.0, None)
+    assert "Extrapolation" not in text and "Assumptions" not in text
+    # the night is ingest..publish: six stages of 300 s, measured, not projected
+    assert "blinkit night (ingest..publish) ran within 4 h on this machine | 0.5 h" in verdicts[0]
+    assert "measured peak memory" in verdicts[1] and "2.9 GB" in verdicts[1]
+    assert ("score + plan + publish of one night ran for real | score 300 s + plan 300 s + "
+            "publish 300 s | ran | PASS") in verdicts[2]
+    del blinkit.stages["publish"]
+    _, verdicts = bench_scale._section([blinkit], args, info, common.LoadSampler(), 600.0,
+                                       None)
+    assert verdicts[2].endswith("MISS")
+    slices = [_night("blinkit_slice6", 6, 46_200, 1.0), _night("blinkit_slice12", 12, 92_580,
+                                                               1.5)]
+    text, verdicts = bench_scale._section(slices, args, info, common.LoadSampler(), 600.0,
+                                          None)
+    assert "Extrapolation to `blinkit`" in text and "projected within 4 h" in verdicts[0]
+    assert "slice (6 stores x 8,000 SKUs): score + plan of one night" in verdicts[2]
