@@ -7,6 +7,10 @@ Reads, for run date D:
   every one of them gets a plan line (zero orders included);
 - the ``skus`` and ``stores`` snapshots in force on D (``lake/clean``): case pack, MOQ,
   supplier, lead time, shelf life, volume, cost, price; zone capacities and daily budget;
+- ``lake/clean/inventory`` of the :data:`LATE_WINDOW_DAYS` days up to D: each supplier's
+  share of late deliveries (``late_prob`` on its lines, learnt as the simulator's ``plan``
+  policy learns it; ``optimize/lateness.py`` says what counts as late: lead-time-1 pairs only).
+  Without history (the first night) it is 0 and the plan is as before;
 - optionally a ``suppliers`` snapshot (``lake/clean/suppliers``: ``supplier_id``,
   ``min_order_value`` in INR per delivery). It is not a raw table yet; without it no supplier
   has a minimum order value.
@@ -42,13 +46,16 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.config import Config
 from jobs.lake import list_dates, partition_dir, read_partition, read_snapshot, replace_dir
 from optimize.inputs import EXPIRY_COLUMNS, QUANTILE_COLUMNS, PlanConfig
+from optimize.lateness import DELIVERY_COLUMNS, LATE_PRIOR, count_deliveries, late_prob
 from optimize.runner import PLAN_TABLE, STORE_COLUMNS, plan_store
 
-__all__ = ["run", "PlanResult", "plan_config", "plan_schema", "PO_COLUMNS", "po_id"]
+__all__ = ["run", "PlanResult", "plan_config", "plan_schema", "PO_COLUMNS", "po_id",
+           "LATE_WINDOW_DAYS", "Lateness", "supplier_lateness"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,9 @@ PO_COLUMNS: dict[str, str] = {
 _SKU_ATTRS = ("category", "zone", "volume_l", "unit_cost", "price", "case_pack", "moq_cases",
               "supplier_id", "lead_time_days", "shelf_life_days", "is_perishable")
 _SOLVED = ("optimal", "feasible", "heuristic")
+#: Days of deliveries (D - 27 .. D, each against the close of the day before) that a
+#: supplier's ``late_prob`` is learnt from.
+LATE_WINDOW_DAYS = 28
 
 
 def plan_config(cfg: Config) -> PlanConfig:
@@ -86,6 +96,26 @@ def plan_schema() -> pa.Schema:
 def po_id(run_date: dt.date, store_id: int, supplier_id: int, delivery_date: dt.date) -> str:
     """The purchase order id of its keys (the Spark job builds the same string)."""
     return f"PO-{run_date:%Y%m%d}-{store_id}-{supplier_id}-{delivery_date:%Y%m%d}"
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """Each supplier's ``late_prob`` (index supplier_id; suppliers not seen are absent = 0)
+    and what it was learnt from."""
+    late_prob: pd.Series
+    #: Days whose deliveries were counted (a day needs the close of the day before).
+    days: int = 0
+    deliveries: int = 0
+    late: int = 0
+
+    @property
+    def suppliers(self) -> int:
+        return int(len(self.late_prob))
+
+    @property
+    def mean(self) -> float:
+        """Mean ``late_prob`` over the suppliers seen (0 without any)."""
+        return float(self.late_prob.mean()) if len(self.late_prob) else 0.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +140,12 @@ class PlanResult:
     fallbacks: tuple[str, ...]
     #: Stores whose rows of the date were kept from the previous run (``cfg.stores`` set).
     kept_stores: int = 0
+    #: Suppliers whose ``late_prob`` was learnt, the due deliveries seen (lead-1 pairs, last
+    #: LATE_WINDOW_DAYS days), those of them that came late, and the mean ``late_prob``.
+    late_suppliers: int = 0
+    late_deliveries: int = 0
+    late_late: int = 0
+    late_prob_mean: float = 0.0
 
     def summary(self) -> str:
         text = (f"plan {self.run_date} ({self.solver}): {self.stores} stores ({self.optimal} "
@@ -121,6 +157,12 @@ class PlanResult:
                 f"{f' ({self.po_below_min} below the supplier minimum)' if self.po_below_min else ''}"
                 f"; {self.seconds:.1f} s wall (solving {self.solve_seconds:.1f} s over all "
                 f"stores, slowest store {self.slowest_store_seconds:.1f} s)")
+        if self.late_deliveries:
+            text += (f"\nlate deliveries: {self.late_late:,} of {self.late_deliveries:,} due "
+                     f"(lead-1 pairs, last {LATE_WINDOW_DAYS} days); late_prob learnt for "
+                     f"{self.late_suppliers} supplier(s), mean {self.late_prob_mean:.3f}")
+        else:
+            text += "\nlate deliveries: no history, late_prob 0"
         if self.kept_stores:
             text += (f"\nonly these stores were re-planned; the rows of {self.kept_stores} "
                      "other store(s) were kept from the previous run of the date")
@@ -148,6 +190,34 @@ def _supplier_minimums(cfg: Config, run_date: dt.date) -> dict[int, float]:
     t = t.dropna(subset=["supplier_id", "min_order_value"])
     return {int(s): float(v) for s, v in zip(t["supplier_id"], t["min_order_value"],
                                              strict=True) if v > 0}
+
+
+def supplier_lateness(cfg: Config, run_date: dt.date) -> Lateness:
+    """Each supplier's ``late_prob`` from the deliveries of the last :data:`LATE_WINDOW_DAYS`
+    days of ``lake/clean/inventory`` (all stores; ``optimize.lateness`` counts them). Reads
+    four columns of the lead-1 pairs of two partitions at a time and keeps only per-supplier
+    counts, so memory does not grow with the window."""
+    clean = cfg.lake / "clean"
+    first = run_date - dt.timedelta(days=LATE_WINDOW_DAYS)
+    days = [d for d in list_dates(clean, "inventory") if first <= d <= run_date]
+    if len(days) < 2:
+        return Lateness(pd.Series(dtype=float, name="late_prob"))
+    skus = read_snapshot(clean, "skus", run_date).select(
+        ["sku_id", "supplier_id", "lead_time_days"]).to_pandas()
+    skus = skus.dropna()
+    one_day = pa.array(skus.loc[skus["lead_time_days"] <= 1, "sku_id"].astype("int64"))
+    counts: list[pd.DataFrame] = []
+    before, before_day = None, None
+    for day in days:
+        t = read_partition(clean, "inventory", day, columns=DELIVERY_COLUMNS)
+        t = t.filter(pc.is_in(pc.cast(t["sku_id"], pa.int64()), value_set=one_day)).to_pandas()
+        if before is not None and before_day == day - dt.timedelta(days=1):
+            counts.append(count_deliveries(before, t, skus))
+        before, before_day = t, day
+    total = pd.concat(counts, ignore_index=True) if counts else pd.DataFrame(
+        {"supplier_id": [], "due": [], "late": []})
+    return Lateness(late_prob(total, LATE_PRIOR), days=len(counts),
+                    deliveries=int(total["due"].sum()), late=int(total["late"].sum()))
 
 
 def _solver_fn(pcfg: PlanConfig, run_date: dt.date, minimums: Mapping[int, float]):
@@ -187,6 +257,10 @@ def run(cfg: Config, run_date: dt.date) -> PlanResult:
     n_stores = len(subset) if subset else len(present)
     pcfg = plan_config(cfg)
     minimums = _supplier_minimums(cfg, run_date)
+    lateness = supplier_lateness(cfg, run_date)
+    log.info("plan %s: late_prob of %d supplier(s) from %d due deliveries over %d day(s) "
+             "(%d late), mean %.3f", run_date, lateness.suppliers, lateness.deliveries,
+             lateness.days, lateness.late, lateness.mean)
 
     spark = get_spark(cfg, "replenish-plan")
     inv = spark.read.parquet(str(inv_path)).select(
@@ -194,6 +268,7 @@ def run(cfg: Config, run_date: dt.date) -> PlanResult:
     if subset:
         inv = inv.where(F.col("store_id").isin(list(subset)))
     skus = spark_snapshot(spark, clean, "skus", run_date).select("sku_id", *_SKU_ATTRS)
+    skus = skus.withColumn("late_prob", _by_supplier(lateness.late_prob.to_dict()))
     stores = spark_snapshot(spark, clean, "stores", run_date).select("store_id",
                                                                       *STORE_COLUMNS)
     fc = spark.read.parquet(str(fc_path)).select(
@@ -248,7 +323,9 @@ def run(cfg: Config, run_date: dt.date) -> PlanResult:
         purchase_orders=int(po_stats["n"]), po_below_min=int(po_stats["below"] or 0),
         solve_seconds=float(per_store["seconds"].sum()),
         slowest_store_seconds=float(per_store["seconds"].max()),
-        seconds=round(time.perf_counter() - t0, 1), fallbacks=fallbacks, kept_stores=kept)
+        seconds=round(time.perf_counter() - t0, 1), fallbacks=fallbacks, kept_stores=kept,
+        late_suppliers=lateness.suppliers, late_deliveries=lateness.deliveries,
+        late_late=lateness.late, late_prob_mean=round(lateness.mean, 4))
     for line in fallbacks:
         log.warning("plan %s: fallback %s", run_date, line)
     return result
@@ -288,6 +365,17 @@ def _store_stats(plan):
         .fillna({"status": "skipped"}))
 
 
+def _by_supplier(values: Mapping[int, float]):
+    """A column of ``values[supplier_id]``, 0.0 for a supplier not in ``values``."""
+    from pyspark.sql import functions as F
+
+    if not values:
+        return F.lit(0.0)
+    lookup = F.create_map(*[F.lit(x) for kv in sorted(values.items()) for x in
+                            (int(kv[0]), float(kv[1]))])
+    return F.coalesce(lookup[F.col("supplier_id")], F.lit(0.0)).cast("double")
+
+
 def _purchase_orders(plan, minimums: Mapping[int, float]):
     """Lines with order_units > 0 grouped by (store, supplier, delivery date)."""
     from pyspark.sql import functions as F
@@ -299,13 +387,7 @@ def _purchase_orders(plan, minimums: Mapping[int, float]):
                F.sum("order_units").cast("long").alias("order_units"),
                F.sum("order_value").alias("order_value"),
                F.sum("order_volume_l").alias("order_volume_l")))
-    if minimums:
-        lookup = F.create_map(*[F.lit(x) for kv in sorted(minimums.items()) for x in
-                                (int(kv[0]), float(kv[1]))])
-        minimum = F.coalesce(lookup[F.col("supplier_id")], F.lit(0.0))
-    else:
-        minimum = F.lit(0.0)
-    po = (po.withColumn("min_order_value", minimum.cast("double"))
+    po = (po.withColumn("min_order_value", _by_supplier(minimums))
           .withColumn("min_order_met", F.col("order_value") >= F.col("min_order_value") - 1e-6)
           .withColumn("po_id", F.format_string(
               "PO-%s-%d-%d-%s", F.date_format("run_date", "yyyyMMdd"), F.col("store_id"),

@@ -37,6 +37,7 @@ from optimize.inputs import (
     EXPIRY_COLUMNS,
     FORECAST_COLUMNS,
     LINE_COLUMNS,
+    OPTIONAL_COLUMNS,
     QUANTILE_COLUMNS,
     SKU_COLUMNS,
     ZONES,
@@ -209,7 +210,8 @@ def _screen(rows: pd.DataFrame, skus: pd.DataFrame) -> pd.Series:
 def _typed_lines(rows: pd.DataFrame) -> pd.DataFrame:
     """The ``lines`` frame of ``optimize/inputs.py`` with the contract's types (left joins
     turn integer columns into floats)."""
-    lines = rows[list(LINE_COLUMNS)].copy()
+    optional = [c for c in OPTIONAL_COLUMNS if c in rows.columns]
+    lines = rows[[*LINE_COLUMNS, *optional]].copy()
     for c in ("store_id", "sku_id", *_INT_SKU, *_INT_STOCK):
         lines[c] = lines[c].astype(np.int64)
     for c in ("volume_l", "unit_cost", "price", *FORECAST_COLUMNS):
@@ -217,6 +219,8 @@ def _typed_lines(rows: pd.DataFrame) -> pd.DataFrame:
     lines["is_perishable"] = lines["is_perishable"].astype(bool)
     lines["category"] = lines["category"].astype(str)
     lines["zone"] = lines["zone"].astype(str)
+    for c in optional:  # absent (a left join's null) = 0, as if the column were not there
+        lines[c] = lines[c].astype(float).fillna(0.0)
     return lines.reset_index(drop=True)
 
 

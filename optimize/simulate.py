@@ -66,6 +66,7 @@ from optimize.inputs import (
     PlanConfig,
     StoreInputs,
 )
+from optimize.lateness import LATE_PRIOR
 from optimize.milp import solve_store
 
 __all__ = ["PAIR_COLUMNS", "Night", "Policy", "Supply", "CostModel", "SimResult",
@@ -454,7 +455,7 @@ class PlanPolicy:
 
     def __init__(self, name: str, pairs: pd.DataFrame, stores: Mapping[int, StoreInputs],
                  forecast: ForecastProvider, cfg: PlanConfig, learn_late: bool = True,
-                 late_prior: float = 10.0) -> None:
+                 late_prior: float = LATE_PRIOR) -> None:
         missing = [c for c in ("store_id", "sku_id", *_SKU_ATTRS) if c not in pairs.columns]
         if missing:
             raise ValueError(f"PlanPolicy: pairs lack {missing}")

@@ -45,18 +45,27 @@ def _truth_forecasts(cfg: Config, day: dt.date) -> None:
 
 @pytest.fixture(scope="module")
 def night(spark, tmp_path_factory):
+    """The night's plan and, last, the same night planned as if no supplier were ever late
+    (``late_prob`` 0, the first night's behaviour)."""
     cfg = Config(home=tmp_path_factory.mktemp("plan-generated"), spark_shuffle_partitions=2,
                  plan_time_limit_s=20.0)
     generate.run(cfg, "tiny", START, DAYS, seed=7, progress=False)
-    ingest_as_clean(cfg, [START, NIGHT], tables=("stores", "skus", "inventory"))
+    # every day up to the night: the inventory history the suppliers' late_prob is learnt from
+    days = [START + dt.timedelta(days=i) for i in range((NIGHT - START).days + 1)]
+    ingest_as_clean(cfg, days, tables=("stores", "skus", "inventory"))
     _truth_forecasts(cfg, NIGHT)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plan, "supplier_lateness", lambda cfg, day: plan.Lateness(
+            pd.Series(dtype=float, name="late_prob")))
+        on_time = plan.run(cfg, NIGHT)
+        never_late = read_partition(cfg.lake, "plans", NIGHT).to_pandas()
     result = plan.run(cfg, NIGHT)
     lines = read_partition(cfg.lake, "plans", NIGHT).to_pandas()
-    return cfg, result, lines
+    return cfg, result, lines, (on_time, never_late)
 
 
 def test_every_zone_of_every_store_has_room_and_the_plan_orders_into_every_zone(night):
-    cfg, result, lines = night
+    cfg, result, lines, _ = night
     assert result.heuristic + result.skipped == 0, result.fallbacks
     clean = cfg.lake / "clean"
     stores = read_partition(clean, "stores", START).to_pandas().set_index("store_id")
@@ -79,3 +88,26 @@ def test_every_zone_of_every_store_has_room_and_the_plan_orders_into_every_zone(
             assert short.empty, (store_id, zone, short[["sku_id", "on_hand"]])
     assert set(lines.zone) == set(ZONE_NAMES)
     assert np.isfinite(lines.order_value).all()
+
+
+def test_the_plan_learns_each_suppliers_late_deliveries_from_the_inventory_history(night):
+    cfg, result, lines, (on_time, never_late) = night
+    lateness = plan.supplier_lateness(cfg, NIGHT)
+    # 20 days of lead-1 deliveries seen; the generator's suppliers are late 2-12% of the time
+    assert lateness.days == (NIGHT - START).days
+    assert result.late_deliveries == lateness.deliveries > 100
+    assert 0 < result.late_late < result.late_deliveries
+    assert result.late_suppliers == lateness.suppliers == lines.supplier_id.nunique()
+    assert 0.0 < result.late_prob_mean == pytest.approx(lateness.mean, abs=1e-4)
+    assert lateness.late_prob.max() < 0.3
+    assert "late deliveries" in result.summary() and "late_prob learnt" in result.summary()
+    assert on_time.late_deliveries == 0 and "no history" in on_time.summary()
+    # the lines were planned with it: the same night planned as if never late differs, and
+    # orders no more in all
+    key = ["store_id", "sku_id"]
+    both = lines.merge(never_late, on=key, suffixes=("", "_never_late"))
+    assert len(both) == len(lines) == len(never_late)
+    differs = ((both.order_units != both.order_units_never_late)
+               | ~np.isclose(both.expected_lost_units, both.expected_lost_units_never_late))
+    assert differs.any()
+    assert both.order_units.sum() >= both.order_units_never_late.sum()

@@ -142,3 +142,17 @@ def test_planner_error_is_a_flagged_zero_plan(monkeypatch):
 def test_missing_columns_are_a_clear_error():
     with pytest.raises(ValueError, match="daily_budget"):
         plan_store(frame(sku(1, 2.0)), CFG, D)
+
+
+def test_late_prob_reaches_the_planner_and_a_missing_one_is_zero():
+    """The optional late_prob column is passed to solve_store (it was once dropped with the
+    other non-contract columns); a null from the supplier lookup means 0."""
+    plain = rows(sku(1, 20.0), sku(2, 8.0, supplier_id=2))
+    late = plain.assign(late_prob=np.where(plain.sku_id == 1, 0.5, np.nan))
+    out0, out1 = plan_store(plain, CFG, D), plan_store(late, CFG, D)
+    ref = solve_store(late.drop(columns=[*STORE_COLUMNS, "forecast_model", "forecast_flags"])
+                      .fillna({"late_prob": 0.0}), StoreInputs(1, 1e4, 1e4, 1e4, 1e5), CFG)
+    assert out1.order_cases.tolist() == ref.lines.order_cases.tolist()
+    assert out1.order_up_to[0] > out0.order_up_to[0]  # covers the day a late delivery misses
+    assert out1.order_up_to[1] == out0.order_up_to[1]
+    assert (out1.solver_status == "optimal").all()
