@@ -2,8 +2,7 @@
 
 Sales are not demand on a day the shelf ran empty: whoever came after the last unit went
 home without it. ``demand_daily`` aggregates the transaction lines of every active pair and
-day (zero-sale days included) and, on a stock-out day (closing ``on_hand`` = 0), scales the
-units sold up by the share of a normal day's units that sell before the shelf emptied:
+day (zero-sale days included) and, on a stock-out day, scales the units sold up by the share of a normal day's units that sell before the shelf emptied:
 
     share(h) = sum(profile[0..h]) / sum(profile)
     demand   = min(units_sold / share(h), MAX_CORRECTION x units_sold)
@@ -18,7 +17,14 @@ Checked against the generator's true demand on two ``tiny`` worlds (120 days, se
 11): on stock-out days with sales, units sold fall 31-32% short of true demand; corrected
 demand is within -0.2% and +4.4% of it in total, with a 23-35% lower mean absolute error.
 (Assuming the shelf emptied mid-hour over-corrects: +9% and +14%.) About half of the
-stock-out days were not really censored: the last customer took the last unit.
+stock-out days were not really censored: the last customer took the last unit. (Those figures
+predate counting the day's write-off as stock left, below; not re-measured since.)
+
+A stock-out day is one whose shelf emptied by selling: nothing left at close before the
+day's write-off, ``on_hand + wasted = 0`` (``wasted`` counts as 0 when the stock rows do not
+carry it). A perishable whose last units expired at close had stock all day, so its sales
+are its demand, not a censored reading; counting it as a stock-out (``on_hand = 0`` alone)
+inflated fresh goods' demand by a fifth on those days and nulled it on the zero-sale ones.
 
 A stock-out day with no sale at all has unknown demand: ``demand`` is null and
 ``build_features`` imputes it (see there). Without inventory no day counts as a stock-out
@@ -154,12 +160,16 @@ def demand_for_day(sales: pd.DataFrame, inventory: pd.DataFrame | None, pairs: p
     last = _last_hour(at[qty > 0], hour[qty > 0], n)
 
     on_hand = np.full(n, -1, dtype=np.int64)
+    left = np.full(n, -1, dtype=np.int64)  # on hand at close before the day's write-off
     if inventory is not None:
         stock_at = index.get_indexer(_pair_key(inventory))
         found = stock_at >= 0
         on_hand[stock_at[found]] = inventory["on_hand"].to_numpy()[found]
+        wasted = (inventory["wasted"].fillna(0).to_numpy(np.int64) if "wasted" in inventory
+                  else np.zeros(len(inventory), np.int64))
+        left[stock_at[found]] = on_hand[stock_at[found]] + wasted[found]
     has_stock_row = on_hand >= 0
-    stockout = has_stock_row & (on_hand == 0)
+    stockout = has_stock_row & (left == 0)
 
     u = units.astype(np.float64)
     shares = np.asarray(share_before_hour(profile))[np.maximum(last, 0)]

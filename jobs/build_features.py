@@ -188,9 +188,10 @@ def _build_chunk(plan: _Plan, start: dt.date, end: dt.date, group: int = 0) -> p
     for day in _dates(first, end):
         inventory = None
         if plan.has_inventory:
-            inventory = (read("inventory", day, ["store_id", "sku_id", "on_hand"])
+            inventory = (read("inventory", day, ["store_id", "sku_id", "on_hand", "wasted"])
                          if day in stock_days else pd.DataFrame(
-                             {"store_id": [], "sku_id": [], "on_hand": []}, dtype="int32"))
+                             {"store_id": [], "sku_id": [], "on_hand": [], "wasted": []},
+                             dtype="int32"))
         pairs = pairs_for_day(inventory, stores, plan.skus, day)
         sales = (read("sales", day, _SALES) if day in sales_days
                  else pd.DataFrame({c: [] for c in _SALES}))

@@ -56,12 +56,14 @@ def demand_daily(sales: pd.DataFrame, inventory: pd.DataFrame | None, pairs: pd.
         revenue = float(sum(q * u for q, u in zip(qty, lines.unit_price, strict=True)))
         sold_hours = [h for h, q in zip(hours, qty, strict=True) if q > 0]
         last = max(sold_hours) if sold_hours else None
-        on_hand = None
+        on_hand = wasted = None
         if inventory is not None:
             inv = inventory[(inventory.date == p.date) & (inventory.store_id == p.store_id)
                             & (inventory.sku_id == p.sku_id)]
             on_hand = int(inv.on_hand.iloc[0]) if len(inv) else None
-        stockout = on_hand == 0
+            wasted = int(inv.wasted.iloc[0]) if len(inv) and "wasted" in inv else 0
+        # the shelf emptied by selling: nothing left before the close's write-off
+        stockout = on_hand is not None and on_hand + wasted == 0
         if not stockout:
             demand = float(units)
         elif units == 0:

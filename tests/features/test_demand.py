@@ -122,6 +122,27 @@ def test_stockout_correction_is_capped(with_stock):
     assert r.demand == MAX_CORRECTION * 3
 
 
+def test_stock_written_off_at_close_is_not_a_stockout():
+    """A shelf that still held units at close, written off as expired, never ran empty: its
+    sales are its demand (a perishable's usual evening), and a zero-sale day is demand 0."""
+    sales, inv = _sales(), _inventory()
+    # day 1 (2, 1) sold 3 by 13:40, day 2 (1, 1) sold nothing; both closed with 0 on hand
+    inv.loc[(inv.date == day(1)) & (inv.store_id == 2) & (inv.sku_id == 1), "wasted"] = 2
+    inv.loc[(inv.date == day(2)) & (inv.store_id == 1) & (inv.sku_id == 1), "wasted"] = 4
+    got = plain(demand_daily(sales, inv, active_pairs(inv, stores(), skus(), [day(1), day(2)])))
+    expired_after_sales = _row(got, 1, 2, 1)
+    assert not expired_after_sales.stockout and not expired_after_sales.censored
+    assert expired_after_sales.demand == 3.0 and expired_after_sales.on_hand_close == 0
+    expired_unsold = _row(got, 2, 1, 1)
+    assert expired_unsold.units_sold == 0 and not expired_unsold.stockout
+    assert expired_unsold.demand == 0.0
+    # negative case: closing empty with nothing written off is still a stock-out
+    emptied = _row(got, 2, 2, 1)
+    assert emptied.stockout and emptied.demand == pytest.approx(6 / share_before_hour()[19])
+    pairs = inv[inv.date.isin([day(1), day(2)])][KEYS]
+    assert_frames_match(got, reference.demand_daily(sales, inv, pairs), KEYS)
+
+
 def test_stockout_without_sales_has_unknown_demand(with_stock):
     r = _row(with_stock[0], 2, 1, 1)
     assert r.units_sold == 0 and r.stockout and r.censored
