@@ -438,10 +438,10 @@ def _inputs(cfg: Config, day: dt.date) -> str:
     return digest.hexdigest()
 
 
-def _stage(cfg: Config, conn: Any, day: dt.date) -> tuple[tuple[str, int], ...]:
+def _stage(cfg: Config, conn: Any, day: dt.date,
+           inputs: str) -> tuple[tuple[str, int], ...]:
     """Replace ``day``'s staging rows with its lake rows, in one transaction, and record
-    what they were staged from in ``replenish_staging.batch``."""
-    inputs = _inputs(cfg, day)
+    what they were staged from (``inputs``, :func:`_inputs`) in ``replenish_staging.batch``."""
     sources = _sources(cfg, day)
     tables = {**_AUDIT_INPUTS, **PUBLISHED}
     counts = []
@@ -458,16 +458,16 @@ def _stage(cfg: Config, conn: Any, day: dt.date) -> tuple[tuple[str, int], ...]:
     return tuple(counts)
 
 
-def _already_staged(cfg: Config, conn: Any, day: dt.date) -> tuple[tuple[str, int], ...] | None:
-    """The row counts of ``day``'s staging when it was staged from the lake partitions as they
-    are now (the audit task's work, still current), else None."""
+def _already_staged(conn: Any, day: dt.date,
+                    inputs: str) -> tuple[tuple[str, int], ...] | None:
+    """The row counts of ``day``'s staging when it was staged from ``inputs``, the lake
+    partitions as they are now (the audit task's work, still current), else None."""
     with conn, conn.cursor() as cur:
         cur.execute(f"SELECT inputs, staged FROM {_STAGING}.batch WHERE run_date = %s", (day,))
         row = cur.fetchone()
-    if row is None or row[0] != _inputs(cfg, day):
+    if row is None or row[0] != inputs:
         return None
-    staged = row[1] if isinstance(row[1], list) else json.loads(row[1])
-    return tuple((str(t), int(n)) for t, n in staged)
+    return tuple((str(t), int(n)) for t, n in row[1])  # psycopg2 decodes jsonb
 
 
 # ----------------------------------------------------------------------------- audit, publish
@@ -511,7 +511,7 @@ def audit(cfg: Config, run_date: dt.date) -> AuditResult:
     conn = warehouse.connect(cfg)
     try:
         _lock(conn, run_date)
-        staged = _stage(cfg, conn, run_date)
+        staged = _stage(cfg, conn, run_date, _inputs(cfg, run_date))
         with conn, conn.cursor() as cur:
             rules, failures = _audit(cur, run_date)
     finally:
@@ -529,8 +529,9 @@ def run(cfg: Config, run_date: dt.date) -> PublishResult:
     conn = warehouse.connect(cfg)
     try:
         _lock(conn, run_date)
-        reused = _already_staged(cfg, conn, run_date)
-        staged = reused or _stage(cfg, conn, run_date)
+        inputs = _inputs(cfg, run_date)
+        reused = _already_staged(conn, run_date, inputs)
+        staged = reused or _stage(cfg, conn, run_date, inputs)
         _pause(PAUSE_AFTER_STAGING, f"publish {run_date}: staged "
                + ", ".join(f"{t} {n}" for t, n in staged))
         with conn, conn.cursor() as cur:
