@@ -61,8 +61,11 @@ class EnsembleConfig:
     scored; ``validation_origins``: weekly origins before them that only learn the ensemble
     weights (weights learnt on one week swing with that week's events: on Store Item Demand
     one week picked LSTM + TSB and missed ARIMA). ``quantile_weights``: each quantile its own
-    weights (``EnsembleWeights(per_quantile=...)``). ``quick``: small settings for tests and
-    demos.
+    weights (``EnsembleWeights(per_quantile=...)``). ``imputed_events``: event kinds
+    (``models.events.EVENTS``) whose days TSB and ARIMA see imputed from plain days, in fit
+    and scoring, and Prophet in scoring (its level correction and fallbacks; it fits on the
+    raw days, festivals being its holidays); empty: raw history for all. ``quick``: small
+    settings for tests and demos.
     """
 
     horizon: int = 7
@@ -87,6 +90,7 @@ class EnsembleConfig:
     weights_objective: str = "wape"
     shrinkage: float = 200.0
     quantile_weights: bool = True
+    imputed_events: tuple[str, ...] = ("festival",)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.members) - set(MEMBERS))
@@ -95,6 +99,12 @@ class EnsembleConfig:
         if not 0.5 <= self.max_asymmetry < 1.0:
             raise ValueError(f"EnsembleConfig.max_asymmetry must be in [0.5, 1), got "
                              f"{self.max_asymmetry}")
+        from models.events import EVENTS
+
+        if set(self.imputed_events) - set(EVENTS):
+            raise ValueError(f"EnsembleConfig.imputed_events: unknown "
+                             f"{sorted(set(self.imputed_events) - set(EVENTS))}; choose from "
+                             f"{sorted(EVENTS)}")
         if self.horizon < 1 or self.train_days < 28 or self.n_cutoffs < 1 \
                 or self.validation_origins < 1:
             raise ValueError("EnsembleConfig: need horizon >= 1, train_days >= 28, "
@@ -191,22 +201,32 @@ def _prophet(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
              costs: pd.DataFrame | None) -> Forecaster:
     from models.statistical import ProphetAggregate
 
-    return ProphetAggregate(festivals=_festivals(calendar), max_aggregates=cfg.max_aggregates,
-                            seed=cfg.seed)
+    return _event_free(cfg, ProphetAggregate(festivals=_festivals(calendar),
+                                             max_aggregates=cfg.max_aggregates, seed=cfg.seed),
+                       on_fit=False)
 
 
 def _arima(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
            costs: pd.DataFrame | None) -> Forecaster:
     from models.statistical import ArimaAggregate
 
-    return ArimaAggregate(max_aggregates=cfg.max_aggregates, seed=cfg.seed)
+    return _event_free(cfg, ArimaAggregate(max_aggregates=cfg.max_aggregates, seed=cfg.seed))
 
 
 def _tsb(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
          costs: pd.DataFrame | None) -> Forecaster:
     from models.baselines import CrostonTSB
 
-    return CrostonTSB(method="tsb")
+    return _event_free(cfg, CrostonTSB(method="tsb"))
+
+
+def _event_free(cfg: EnsembleConfig, member: Forecaster, on_fit: bool = True) -> Forecaster:
+    """``member`` seeing ``cfg.imputed_events`` imputed (``models.events``), or as it is."""
+    if not cfg.imputed_events:
+        return member
+    from models.events import EventFree
+
+    return EventFree(member, cfg.imputed_events, on_fit=on_fit)  # type: ignore[return-value]
 
 
 #: How each member is built: name -> factory(cfg, calendar, costs). The extension point for

@@ -1,0 +1,126 @@
+"""Event days imputed from plain days, and members that only see such a history."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.baselines import CrostonTSB
+from models.ensemble_model import EnsembleConfig, make_members
+from models.events import EventFree, impute_event_days
+from models.protocol import ModelConfig
+
+START = pd.Timestamp("2025-03-03")  # a Monday
+
+
+def frame(values: list[float], festival: list[float] | None = None,
+          promo: list[bool] | None = None, store: int = 1, sku: int = 1) -> pd.DataFrame:
+    n = len(values)
+    out = pd.DataFrame({"store_id": store, "sku_id": sku,
+                        "date": pd.date_range(START, periods=n), "y": values,
+                        "festival_intensity": festival or [0.0] * n})
+    if promo is not None:
+        out["on_promotion"] = promo
+    return out
+
+
+def test_festival_day_takes_the_same_weekday_a_week_earlier():
+    values = [float(10 + i) for i in range(14)]
+    fest = [0.0] * 14
+    values[12], fest[12] = 99.0, 0.7
+    out = impute_event_days(frame(values, fest))
+    assert out["y"].tolist()[12] == values[5]  # 12 - 7
+    assert out["event_imputed"].tolist() == [i == 12 for i in range(14)]
+    # every other row, the dates and the row count untouched
+    assert out["y"].tolist()[:12] + out["y"].tolist()[13:] == values[:12] + values[13:]
+    assert out["date"].tolist() == list(pd.date_range(START, periods=14))
+
+
+def test_looks_further_back_past_other_event_days_then_falls_back_to_the_mean():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0] * 3
+    fest = [0.0] * 21
+    for d in (13, 20):  # two Sundays running: the festival and a week later
+        values[d], fest[d] = 50.0, 1.0
+    fest[2] = 0.3  # a Wednesday with no plain Wednesday before it
+    values[2] = 40.0
+    out = impute_event_days(frame(values, fest))["y"].tolist()
+    assert out[20] == 7.0 and out[13] == 7.0  # from day 6, two and one weeks back
+    plain = [v for v, f in zip(values, fest, strict=True) if f == 0]
+    assert out[2] == pytest.approx(np.mean(plain))
+
+
+def test_a_series_of_only_event_days_and_frames_without_the_column_are_left_alone():
+    only = frame([5.0, 9.0], [1.0, 1.0])
+    out = impute_event_days(only)
+    assert out["y"].tolist() == [5.0, 9.0] and not out["event_imputed"].any()
+    bare = frame([1.0, 2.0]).drop(columns="festival_intensity")
+    assert impute_event_days(bare)["y"].tolist() == [1.0, 2.0]
+
+
+def test_series_are_imputed_from_their_own_days_and_promotions_on_request():
+    a = frame([2.0] * 7 + [30.0], [0.0] * 7 + [1.0], promo=[False] * 8, sku=1)
+    b = frame([8.0] * 7 + [20.0], [0.0] * 8, promo=[False] * 7 + [True], sku=2)
+    both = pd.concat([a, b], ignore_index=True)
+    fest_only = impute_event_days(both)
+    assert fest_only["y"].tolist()[7] == 2.0 and fest_only["y"].tolist()[15] == 20.0
+    with_promo = impute_event_days(both, ("festival", "promotion"))
+    assert with_promo["y"].tolist()[15] == 8.0
+    with pytest.raises(ValueError, match="unknown event"):
+        impute_event_days(both, ("eclipse",))
+
+
+def test_event_free_tsb_is_not_lifted_by_a_festival_it_has_seen():
+    rng = np.random.default_rng(0)
+    base = list(rng.poisson(5, 42).astype(float))
+    fest = [0.0] * 42
+    raw = base.copy()
+    for d in range(35, 40):  # a five-day festival at three times the level, just before
+        raw[d], fest[d] = 3 * base[d], 1.0
+    spiked = frame(raw, fest)
+    plain = frame(base, fest)
+    plain.loc[35:39, "y"] = [base[d - 7] for d in range(35, 40)]
+    cfg = ModelConfig()
+    wrapped = EventFree(CrostonTSB(method="tsb")).fit(spiked, cfg)
+    bare = CrostonTSB(method="tsb").fit(spiked, cfg)
+    reference = CrostonTSB(method="tsb").fit(plain, cfg)
+    fc = wrapped.predict(7, (0.5, 0.9))
+    assert fc["mean"].to_numpy() == pytest.approx(reference.predict(7, (0.5, 0.9))["mean"])
+    assert bare.predict(7, (0.5, 0.9))["mean"].iloc[0] > 1.2 * fc["mean"].iloc[0]
+    # scoring from new history is cleaned too, and the wrapper pickles
+    again = pickle.loads(pickle.dumps(wrapped))
+    out = again.forecast_from(spiked, 7, (0.5, 0.9))
+    assert out["mean"].to_numpy() == pytest.approx(fc["mean"].to_numpy())
+    assert again.name == "tsb" and again.cutoff == bare.cutoff
+
+
+def test_on_fit_false_fits_on_the_raw_days():
+    seen = {}
+
+    class Spy:
+        name = "spy"
+
+        def fit(self, train, cfg=None):
+            seen["fit"] = train["y"].tolist()
+            return self
+
+        def forecast_from(self, history, horizon, quantiles, future=None):
+            seen["scored"] = history["y"].tolist()
+
+    raw = frame([1.0] * 7 + [9.0], [0.0] * 7 + [1.0])
+    member = EventFree(Spy(), on_fit=False).fit(raw)
+    member.forecast_from(raw, 7, (0.5,))
+    assert seen["fit"][-1] == 9.0 and seen["scored"][-1] == 1.0
+
+
+def test_the_ensemble_config_wraps_the_history_members_only():
+    members = make_members(EnsembleConfig.quick(members=("arima", "tsb", "prophet", "lstm")))
+    assert isinstance(members["arima"], EventFree) and members["arima"].on_fit
+    assert isinstance(members["tsb"], EventFree)
+    assert isinstance(members["prophet"], EventFree) and not members["prophet"].on_fit
+    assert not isinstance(members["lstm"], EventFree)
+    raw = make_members(EnsembleConfig.quick(members=("tsb",), imputed_events=()))
+    assert isinstance(raw["tsb"], CrostonTSB)
+    with pytest.raises(ValueError, match="imputed_events"):
+        EnsembleConfig(imputed_events=("eclipse",))
