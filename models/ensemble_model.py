@@ -99,12 +99,9 @@ class EnsembleConfig:
         if not 0.5 <= self.max_asymmetry < 1.0:
             raise ValueError(f"EnsembleConfig.max_asymmetry must be in [0.5, 1), got "
                              f"{self.max_asymmetry}")
-        from models.events import EVENTS
+        from models.events import check_events
 
-        if set(self.imputed_events) - set(EVENTS):
-            raise ValueError(f"EnsembleConfig.imputed_events: unknown "
-                             f"{sorted(set(self.imputed_events) - set(EVENTS))}; choose from "
-                             f"{sorted(EVENTS)}")
+        check_events(self.imputed_events, "EnsembleConfig.imputed_events")
         if self.horizon < 1 or self.train_days < 28 or self.n_cutoffs < 1 \
                 or self.validation_origins < 1:
             raise ValueError("EnsembleConfig: need horizon >= 1, train_days >= 28, "
@@ -276,11 +273,13 @@ class EnsembleModel:
         ``population``; a member that cannot take it fails later, in ``forecast``."""
         if history.empty:
             return
+        seen = _Histories(history)
         for name, state in population.items():
             if isinstance(state, Exception):
                 continue
             try:
-                self.members[name].add_totals(state, history)  # type: ignore[attr-defined]
+                self.members[name].add_totals(  # type: ignore[attr-defined]
+                    state, seen.of(self.members[name]))
             except Exception as exc:  # the member's failure is flagged when it forecasts
                 population[name] = exc
 
@@ -293,6 +292,7 @@ class EnsembleModel:
         horizon = horizon or self.config.horizon
         out: dict[str, pd.DataFrame] = {}
         flags: list[str] = []
+        seen = _Histories(history)
         for name, member in self.members.items():
             began = time.perf_counter()
             extra: dict[str, Any] = {}
@@ -301,7 +301,7 @@ class EnsembleModel:
                     if isinstance(population[name], Exception):
                         raise population[name]
                     extra["totals"] = population[name]
-                fc = member.forecast_from(history, horizon,  # type: ignore[attr-defined]
+                fc = member.forecast_from(seen.of(member), horizon,  # type: ignore[attr-defined]
                                           self.config.quantiles, future=future, **extra)
                 check_forecast(fc, horizon, self.config.quantiles)
             except Exception as exc:  # a member's failure degrades the ensemble, flagged
@@ -347,6 +347,25 @@ class EnsembleModel:
         if not isinstance(model, EnsembleModel):
             raise TypeError(f"{path}: not an EnsembleModel but {type(model).__name__}")
         return model
+
+
+class _Histories:
+    """One chunk of history as each member reads it: raw, or with event days imputed
+    (``models.events.clean_history``) once per set of events, however many members and
+    calls share it."""
+
+    def __init__(self, history: pd.DataFrame) -> None:
+        self.history = history
+        self._clean: dict[tuple[str, ...], pd.DataFrame] = {}
+
+    def of(self, member: Any) -> pd.DataFrame:
+        from models.events import EventFree, clean_history
+
+        if not isinstance(member, EventFree):
+            return self.history
+        if member.events not in self._clean:
+            self._clean[member.events] = clean_history(self.history, member.events)
+        return self._clean[member.events]
 
 
 def learn_weights(member_forecasts: Mapping[str, pd.DataFrame], actuals: pd.DataFrame,

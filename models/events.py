@@ -22,7 +22,10 @@ be an event). The replaced rows get ``event_imputed = True`` (False elsewhere).
 ``EventFree(member, events, on_fit)`` wraps a member so that it only ever sees such a history:
 in ``forecast_from`` and ``add_totals`` (the nightly scoring) always, in ``fit`` when
 ``on_fit`` (Prophet keeps the raw days when it fits, since it learns festival effects from
-them as holidays). Every other attribute is the member's own.
+them as holidays). Every other attribute is the member's own. A frame from
+``clean_history`` with the same events is passed on as it is, so a caller scoring several
+wrapped members (``EnsembleModel``) imputes each chunk of history once, not once per member
+and call.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["EVENTS", "impute_event_days", "EventFree"]
+__all__ = ["EVENTS", "check_events", "impute_event_days", "clean_history", "EventFree"]
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +46,16 @@ EVENTS: dict[str, str] = {"festival": "festival_intensity", "promotion": "on_pro
 _WEEKS_BACK = 4
 
 
-def _event_mask(frame: pd.DataFrame, events: Sequence[str]) -> np.ndarray:
+def check_events(events: Sequence[str], what: str = "impute_event_days") -> tuple[str, ...]:
+    """``events`` as a tuple; ValueError naming ``what`` for a kind not in ``EVENTS``."""
     unknown = sorted(set(events) - set(EVENTS))
     if unknown:
-        raise ValueError(f"impute_event_days: unknown event(s) {unknown}; choose from "
-                         f"{sorted(EVENTS)}")
+        raise ValueError(f"{what}: unknown event(s) {unknown}; choose from {sorted(EVENTS)}")
+    return tuple(events)
+
+
+def _event_mask(frame: pd.DataFrame, events: Sequence[str]) -> np.ndarray:
+    check_events(events)
     mask = np.zeros(len(frame), dtype=bool)
     for event in events:
         col = EVENTS[event]
@@ -86,10 +94,9 @@ def impute_event_days(frame: pd.DataFrame, events: Sequence[str] = ("festival",)
         fill[ok] = plain[series[idx[ok]], back[ok]]
     left = np.isnan(fill)
     if left.any():
-        with np.errstate(invalid="ignore"):
-            counts = np.sum(~np.isnan(plain), axis=1)
-            means = np.divide(np.nansum(plain, axis=1), counts,
-                              out=np.full(len(counts), np.nan), where=counts > 0)
+        counts = np.sum(~np.isnan(plain), axis=1)
+        means = np.divide(np.nansum(plain, axis=1), counts,
+                          out=np.full(len(counts), np.nan), where=counts > 0)
         fill[left] = means[series[idx[left]]]
     done = ~np.isnan(fill)
     y[idx[done]] = fill[done]
@@ -98,13 +105,30 @@ def impute_event_days(frame: pd.DataFrame, events: Sequence[str] = ("festival",)
     return out
 
 
+def clean_history(frame: pd.DataFrame, events: Sequence[str]) -> pd.DataFrame:
+    """``impute_event_days`` without its marker column, tagged (``attrs``) with ``events``
+    so that ``EventFree`` members take it as it is."""
+    events = check_events(events)
+    if frame.attrs.get(_TAG) == events:
+        return frame
+    out = impute_event_days(frame, events)
+    n = int(out["event_imputed"].sum())
+    if n:
+        log.info("%d event day(s) of %d row(s) imputed (%s)", n, len(out), ", ".join(events))
+    out = out.drop(columns="event_imputed")
+    out.attrs[_TAG] = events
+    return out
+
+
+_TAG = "imputed_events"
+
+
 class EventFree:
     """A member that sees history with its event days imputed (module docstring)."""
 
     def __init__(self, member: Any, events: Sequence[str] = ("festival",),
                  on_fit: bool = True) -> None:
-        _event_mask(pd.DataFrame(), events)  # validates the names
-        self.member, self.events, self.on_fit = member, tuple(events), on_fit
+        self.member, self.events, self.on_fit = member, check_events(events), on_fit
         self.name = getattr(member, "name", type(member).__name__)
 
     def __getattr__(self, attr: str) -> Any:
@@ -114,12 +138,7 @@ class EventFree:
         return getattr(self.member, attr)
 
     def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = impute_event_days(frame, self.events)
-        n = int(out["event_imputed"].sum())
-        if n:
-            log.info("%s: %d event day(s) of %d row(s) imputed (%s)", self.name, n, len(out),
-                     ", ".join(self.events))
-        return out.drop(columns="event_imputed")
+        return clean_history(frame, self.events)
 
     def fit(self, train: pd.DataFrame, cfg: Any = None) -> EventFree:
         self.member.fit(self._clean(train) if self.on_fit else train, cfg)

@@ -124,3 +124,25 @@ def test_the_ensemble_config_wraps_the_history_members_only():
     assert isinstance(raw["tsb"], CrostonTSB)
     with pytest.raises(ValueError, match="imputed_events"):
         EnsembleConfig(imputed_events=("eclipse",))
+
+
+def test_the_ensemble_imputes_a_chunk_once_for_all_its_wrapped_members(monkeypatch):
+    import models.events as events
+    from models.ensemble_model import EnsembleModel
+
+    calls = []
+    real = events.impute_event_days
+    monkeypatch.setattr(events, "impute_event_days",
+                        lambda frame, ev=("festival",): calls.append(len(frame)) or real(frame, ev))
+    rng = np.random.default_rng(1)
+    history = frame(list(rng.poisson(5, 28).astype(float)), [0.0] * 27 + [1.0])
+    members = {"a": EventFree(CrostonTSB(method="tsb")).fit(history, ModelConfig()),
+               "b": EventFree(CrostonTSB(method="croston")).fit(history, ModelConfig())}
+    calls.clear()
+    model = EnsembleModel(members=members, weights=pd.DataFrame(
+        {"segment": "*", "model": ["a", "b"], "weight": [0.5, 0.5]}),
+        clusters=pd.DataFrame({"store_id": [1], "cluster": [0]}),
+        config=EnsembleConfig.quick(members=("tsb",)), cutoff=history["date"].max())
+    out, flags = model.member_forecasts(history, None, 7)
+    assert not flags and set(out) == {"a", "b"}
+    assert calls == [len(history)]
