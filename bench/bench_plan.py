@@ -358,7 +358,8 @@ def _sim_verdicts(rep: Report, label: str, results: dict) -> None:
 
 
 def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, forecasts: str,
-                  solver: str, tmp: Path, penalties: list[float]) -> None:
+                  solver: str, tmp: Path, penalties: list[float], retrain: bool = False
+                  ) -> None:
     from jobs import generate
     from jobs import simulate as js
 
@@ -370,14 +371,18 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
         note = (f"`replenish generate --scenario small --days 120 --seed {SEED}` from "
                 f"{START} ({time.perf_counter() - t0:.1f} s)")
         if forecasts == "champion":
-            note += _champion(_cfg(home), START + dt.timedelta(days=120 - days - warmup - 1))
+            note += _champion(_cfg(home), START + dt.timedelta(days=120 - days - warmup - 1),
+                              retrain)
     else:
         note = f"the world in `{home}`"
     cfg = _cfg(home, solver)
     runs = []
-    for warm in (0, warmup):
+    retrain = retrain and forecasts == "champion"
+    # retraining: the longer replay first, so every night is scored in date order by the
+    # champion of its week, and the cold start reads the same forecasts
+    for warm in ((warmup, 0) if retrain else (0, warmup)):
         sim = js.SimulateConfig(days=days, warmup_days=warm, solver=solver,
-                                forecasts=forecasts)
+                                forecasts=forecasts, retrain=retrain)
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
         out = js.run(cfg, sim, progress=False, write=False)
@@ -387,6 +392,10 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
         label = ("cold start" if not warm else f"after a {warm}-day warm-up")
         _say(f"simulate {label}: {wall:.0f} s, window {first.start} .. {first.end}")
         runs.append((label, warm, res, wall, load, out.settings))
+    runs.sort(key=lambda run: run[1])
+    if retrain:
+        note += _retrained(cfg, [line for run in runs
+                                 for line in run[5].get("retrained", [])])
     rep.lines += [
         f"### Policy simulation on `small` (10 stores x 200 SKUs), {days} days", "",
         f"{note}; `jobs.simulate.run` (what `replenish simulate` runs) over the last {days} "
@@ -426,11 +435,12 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
         _sensitivity(rep, cfg, days, warmup, forecasts, solver, penalties, runs[-1][2])
 
 
-def _champion(cfg, train_date: dt.date) -> str:
+def _champion(cfg, train_date: dt.date, retrain: bool = False) -> str:
     """What ``forecasts="champion"`` needs: every day ingested and copied raw -> clean, the
     features, the clusters and an ensemble trained (``quick`` profile) on ``train_date``, the
     night before the replay starts (no look-ahead). The simulator then scores each night with
-    it through ``jobs.score.run``; it is not retrained during the replay."""
+    it through ``jobs.score.run``; with ``retrain``, after the nightly train step
+    (``train.run_if_due``: weekly), else it is never retrained during the replay."""
     from common import clean_from_raw
 
     from jobs import build_features, cluster, ingest, train
@@ -452,8 +462,24 @@ def _champion(cfg, train_date: dt.date) -> str:
     return (f"; ingest, features, `cluster` and `train` (quick profile, {cfg.max_series:,} "
             f"series) on {train_date}, the night before the replay starts ({t1 - t0:.0f} s + "
             f"{t2 - t1:.0f} s; version {res.version} @{res.alias}); the plan's forecasts are "
-            "that model's, scored night by night by `jobs.score.run` and never retrained "
-            "during the replay")
+            + ("the champion's of each night, scored night by night by `jobs.score.run` after "
+               "the nightly train step (`jobs.train.run_if_due`, `--retrain`: a new version "
+               "when the champion is 7 days old, promoted only if it beats the champion's "
+               "backtest cost)" if retrain else
+               "that model's, scored night by night by `jobs.score.run` and never retrained "
+               "during the replay"))
+
+
+def _retrained(cfg, lines: list[str]) -> str:
+    """The versions the replay trained, and which became champion (the registry's table)."""
+    from models import registry
+
+    _say("retrained: " + "; ".join(lines))
+    table = registry.list_versions(cfg.mlflow_uri)
+    rows = [f"v{r.version} {r.run_date} {r.aliases or r.gate.split(':')[0]}"
+            for r in table.itertuples()]
+    return (f"; {len(lines)} retraining(s) during the replay; the registry after it: "
+            + ", ".join(rows))
 
 
 def _sensitivity(rep: Report, cfg, days: int, warmup: int, forecasts: str, solver: str,
@@ -529,6 +555,12 @@ def _parser() -> argparse.ArgumentParser:
                    "champion, or, without it, the bench builds the features and trains one "
                    "first: ~20 min more). Other than the default, the results go to a "
                    "section of RESULTS.md of their own")
+    p.add_argument("--sim-retrain", choices=["weekly", "never"], default="weekly",
+                   help="with --sim-forecasts champion: weekly runs the nightly train step "
+                   "before scoring each night (jobs.simulate --retrain: a new version when "
+                   "the champion is 7 days old, promoted if it beats it), replaying the "
+                   "warm-up run first so nights are scored in date order; never scores every "
+                   "night with the model trained before the replay (default weekly)")
     p.add_argument("--sim-home", type=Path, default=None,
                    help="simulate this existing world (default: generate small, 120 days)")
     p.add_argument("--sim-solver", default="cbc", choices=["cbc", "highs"])
@@ -575,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
         if "simulate" in parts:
             part_simulate(rep, args.sim_home, sim_days, warmup, args.sim_forecasts,
                           args.sim_solver, home("sim"),
-                          [float(x) for x in args.penalties.split(",") if x.strip()])
+                          [float(x) for x in args.penalties.split(",") if x.strip()],
+                          retrain=args.sim_retrain == "weekly")
     finally:
         load.stop()
         _stop_spark()

@@ -175,6 +175,7 @@ def _cmd_simulate(cfg: Config, args: argparse.Namespace) -> int:
         solver=args.solver or getattr(cfg, "plan_solver", "cbc"), forecasts=args.forecasts,
         suppliers=args.suppliers, capacity=args.capacity, warmup_days=args.warmup_days,
         minmax_capacity=not args.minmax_overfill, censored=args.censored,
+        retrain=args.retrain,
         time_limit_s=float(getattr(cfg, "plan_time_limit_s", 8.0)),
         mip_gap=float(getattr(cfg, "plan_mip_gap", 0.005)))
     report = simulate.run(cfg, sim, progress=not args.no_progress)
@@ -394,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "like lake, but a missing night is scored first by the registered "
                      "champion through the score step (needs lake/features of the nights "
                      "and a champion in MLflow) (default weekday_moving_average)")
+    sim.add_argument("--retrain", action="store_true",
+                     help="with --forecasts champion: before scoring a night, run the nightly "
+                     "DAG's train step for that date (it retrains when the champion is a "
+                     "week old or monitoring asked for it; the new version is promoted only "
+                     "if it beats the champion on the backtest), so the replay retrains as "
+                     "production does; replay the earliest nights first, because a champion "
+                     "trained after a night is refused for it (default: score every night "
+                     "with the champion as it is)")
     sim.add_argument("--censored", choices=["impute", "drop"], default="impute",
                      help="stock-out days in the history forecasts: impute reads a day the "
                      "shelf emptied as its likely demand (the gamma mean above the units "

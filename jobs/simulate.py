@@ -45,7 +45,9 @@ Policies (``optimize/simulate.py`` replays them):
   ``lake``: ``lake/forecasts/date=D`` of ``replenish run score`` for every night D (made from
   the world's own history, not the simulated one); or ``champion``: the same, scoring the
   nights that have no partition yet with ``jobs.score.run`` (the registered ensemble
-  champion, the nightly job's code path; needs ``lake/features`` of those nights).
+  champion, the nightly job's code path; needs ``lake/features`` of those nights), with
+  ``retrain`` after ``jobs.train.run_if_due`` of the same date (weekly retraining, as the
+  nightly DAG does); never with a champion trained after the night it scores.
 - ``oracle``: the same MILP fed the true distribution of each day's demand: the mean is the
   generator's ``expected_demand`` and the quantiles those of a negative binomial with the
   truth's ``nb_dispersion`` (size k). The generator draws Poisson(mu x three independent
@@ -151,6 +153,10 @@ class SimulateConfig:
     minmax_capacity: bool = True
     #: Stock-out days in the plan's history forecasts: "impute" or "drop" (HistoryForecast).
     censored: str = "impute"
+    #: With ``forecasts="champion"``: before a missing night is scored, run the nightly
+    #: DAG's ``train.run_if_due`` for that date, so the champion is retrained weekly during
+    #: the replay (``LakeForecast``); False scores every night with the champion as it is.
+    retrain: bool = False
 
     def __post_init__(self) -> None:
         bad = [p for p in self.policies if p not in POLICIES]
@@ -171,6 +177,9 @@ class SimulateConfig:
             raise ValueError(f"censored must be one of {CENSORED}, not {self.censored!r}")
         if self.warmup_days < 0:
             raise ValueError(f"warmup_days must be >= 0, got {self.warmup_days}")
+        if self.retrain and self.forecasts != "champion":
+            raise ValueError(f"--retrain needs --forecasts champion, not {self.forecasts!r}: "
+                             "only the champion's forecasts come from a model to retrain")
 
     def plan_config(self) -> PlanConfig:
         """The planner's settings: one thread, the job's solver, time limit and gap."""
@@ -869,13 +878,20 @@ class LakeForecast:
 
     With ``score`` (``forecasts="champion"``: ``jobs.score.run``), a night whose partition
     is missing is scored first, by the registered champion through the scoring job's own
-    code path (it needs that night's ``lake/features`` and a champion in MLflow). Either way
-    the forecasts come from the world's own history (the features of the generated sales),
-    not from the sales of the simulated policy."""
+    code path (it needs that night's ``lake/features`` and a champion in MLflow). With
+    ``train`` as well (``retrain=True``: ``jobs.train.run_if_due``), the nightly DAG's
+    training step runs before that scoring, so the champion is retrained weekly (or on a
+    monitoring flag) during the replay as in production. A champion trained after the night
+    it would score is refused (``ValueError``): that would be a forecast made with the days
+    it forecasts. Either way the forecasts come from the world's own history (the features
+    of the generated sales), not from the sales of the simulated policy."""
 
     def __init__(self, cfg: Config, dates: Sequence[dt.date],
-                 score: Callable[[Config, dt.date], object] | None = None) -> None:
-        self.cfg, self.root, self.score = cfg, cfg.lake, score
+                 score: Callable[[Config, dt.date], object] | None = None,
+                 train: Callable[[Config, dt.date], object] | None = None) -> None:
+        self.cfg, self.root, self.score, self.train = cfg, cfg.lake, score, train
+        #: What ``train`` returned, night by night (``TrainResult`` or ``Skipped``).
+        self.trained: list[object] = []
         have = set(list_dates(cfg.lake, "forecasts"))
         missing = [d for d in dates if d not in have]
         if missing and score is None:
@@ -888,9 +904,24 @@ class LakeForecast:
     def __call__(self, night: Night) -> pd.DataFrame:
         if self.score is not None and not partition_dir(self.root, "forecasts",
                                                         night.date).is_dir():
+            if self.train is not None:
+                self.trained.append(self.train(self.cfg, night.date))
+            self._no_look_ahead(night.date)
             self.score(self.cfg, night.date)
         fc = read_partition(self.root, "forecasts", night.date).to_pandas()
         return fc[fc["horizon"].between(1, HORIZON)]
+
+    def _no_look_ahead(self, day: dt.date) -> None:
+        from jobs.train import champion_trained
+
+        version, trained = champion_trained(self.cfg)
+        if trained is not None and trained > day:
+            raise ValueError(
+                f"--forecasts champion: the champion (version {version}) was trained on "
+                f"{trained}, after the night {day} it would score (table 'forecasts', "
+                f"partition date={day} is missing); scoring it would use the days it "
+                "forecasts. Replay the earliest nights first (a longer --warmup-days before "
+                "a shorter one) or promote a version trained on or before that night")
 
 
 def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
@@ -902,13 +933,14 @@ def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
         provider: Callable[[Night], pd.DataFrame] = OracleForecast(
             win.pairs, win.expected, win.dispersion)
     elif sim.forecasts in ("lake", "champion"):
-        scorer = None
+        scorer = trainer = None
         if sim.forecasts == "champion":
-            from jobs import score
+            from jobs import score, train
 
             scorer = score.run
+            trainer = train.run_if_due if sim.retrain else None
         provider = LakeForecast(cfg, [win.start + dt.timedelta(days=t) for t in range(win.days)],
-                                score=scorer)
+                                score=scorer, train=trainer)
     else:
         from models.baselines import MovingAverage, SeasonalNaive
 
@@ -1007,7 +1039,8 @@ def _header(win: Window, settings: dict) -> str:
             f"days{warm}): "
             f"{win.n_stores} store{'s' if win.n_stores != 1 else ''} x {win.n_skus} SKUs "
             f"({len(win.pairs):,} pairs); "
-            f"suppliers {settings['suppliers']}, forecasts for plan: {settings['forecasts']}, "
+            f"suppliers {settings['suppliers']}, forecasts for plan: {settings['forecasts']}"
+            f"{' (retrained weekly)' if settings.get('retrain') else ''}, "
             f"solver {settings['solver']}")
 
 
@@ -1015,6 +1048,9 @@ def _markdown(win: Window, settings: dict, results: dict[str, SimResult]) -> str
     lines = [f"# {_header(win, settings)}", "", _table(results), ""]
     if len(results) > 1:
         lines += ["Differences in total cost over the window:", "", *_sentences(results), ""]
+    if settings.get("retrained"):
+        lines += ["Retrained during the replay:", "",
+                  *[f"- {line}" for line in settings["retrained"]], ""]
     lines += ["Wall time: " + ", ".join(f"{p} {r.seconds:,.1f} s" for p, r in results.items()),
               ""]
     for p, r in results.items():
@@ -1085,7 +1121,7 @@ def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = T
     settings = {"policies": list(sim.policies), "solver": sim.solver,
                 "forecasts": sim.forecasts, "suppliers": supplier_mode,
                 "capacity": sim.capacity, "warmup_days": sim.warmup_days,
-                "censored": sim.censored,
+                "censored": sim.censored, "retrain": sim.retrain,
                 "minmax_capacity": sim.minmax_capacity,
                 "lookback_days": sim.lookback_days, "time_limit_s": sim.time_limit_s,
                 "mip_gap": sim.mip_gap, "stores": list(sim.stores) if sim.stores else "all",
@@ -1105,6 +1141,10 @@ def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = T
         if bar is not None:
             bar.close()
         results[name] = result
+        trained = getattr(getattr(policy, "forecast", None), "trained", None)
+        if trained:  # the weekly retraining of --retrain: one line per training night
+            settings["retrained"] = [t.summary().splitlines()[0] for t in trained
+                                     if hasattr(t, "version")]  # not a Skipped
     text = "\n".join([_header(win, settings), "", _table(results)]
                      + (["", *_sentences(results)] if len(results) > 1 else []))
     paths = _write(cfg, win, settings, results) if write else []

@@ -48,7 +48,8 @@ from jobs.lake import (
 )
 
 __all__ = ["run", "run_if_due", "due", "Skipped", "TrainResult", "ensemble_config",
-           "load_feature_rows", "gate", "MIN_HISTORY_DAYS", "RETRAIN_EVERY_DAYS"]
+           "load_feature_rows", "gate", "MIN_HISTORY_DAYS", "RETRAIN_EVERY_DAYS",
+           "champion_trained", "last_trained"]
 
 log = logging.getLogger(__name__)
 
@@ -490,13 +491,40 @@ class Skipped:
         return f"train {self.run_date}: skipped ({self.reason}); {keep}"
 
 
-def due(cfg: Config, run_date: dt.date, force: bool = False) -> tuple[bool, str]:
-    """Whether the nightly run should train: forced, no champion yet, a drift flag raised by
-    monitoring after the champion was trained, or the champion is a week old; and never
-    without the days of features the backtest needs (``MIN_HISTORY_DAYS`` before the first
-    of its weekly origins)."""
+def champion_trained(cfg: Config) -> tuple[int | None, dt.date | None]:
+    """The champion's version and the ``run_date`` it was trained on (its registry tag; an
+    untagged version reads as trained on 1970-01-01); (None, None) without a champion."""
     from models import registry
 
+    version = registry.champion_version(cfg.mlflow_uri)
+    if version is None:
+        return None, None
+    tags = registry.client(cfg.mlflow_uri).get_model_version(
+        registry.REGISTERED_MODEL, str(version)).tags or {}
+    return version, dt.date.fromisoformat(tags.get("run_date", "1970-01-01"))
+
+
+def last_trained(cfg: Config, run_date: dt.date) -> tuple[int | None, dt.date | None]:
+    """The newest registered version trained on or before ``run_date`` (champion or not) and
+    that date: the last time the nightly run trained, whatever its gate decided."""
+    from models import registry
+
+    table = registry.list_versions(cfg.mlflow_uri)
+    dates = pd.to_datetime(table["run_date"], errors="coerce").dt.date
+    table = table.assign(day=dates).loc[dates.notna() & (dates <= run_date)]
+    if table.empty:
+        return None, None
+    row = table.sort_values(["day", "version"]).iloc[-1]
+    return int(row["version"]), row["day"]
+
+
+def due(cfg: Config, run_date: dt.date, force: bool = False) -> tuple[bool, str]:
+    """Whether the nightly run should train: forced, no champion yet, a drift flag raised by
+    monitoring after the last training, or the last training is a week old; and never
+    without the days of features the backtest needs (``MIN_HISTORY_DAYS`` before the first
+    of its weekly origins). The last training is the newest version trained on or before
+    ``run_date``, champion or not: a version the gate kept as challenger waits its week like
+    a promoted one (else a champion that keeps winning would be retrained every night)."""
     ens = ensemble_config(cfg)
     need = MIN_HISTORY_DAYS + ens.horizon * (ens.n_cutoffs + ens.validation_origins)
     have = [d for d in list_dates(cfg.lake, "features")
@@ -506,21 +534,23 @@ def due(cfg: Config, run_date: dt.date, force: bool = False) -> tuple[bool, str]
                        f"need {need}")
     if force:
         return True, "forced (force_retrain)"
-    version = registry.champion_version(cfg.mlflow_uri)
-    if version is None:
+    version, trained = champion_trained(cfg)
+    if version is None or trained is None:
         return True, "no champion yet"
-    tags = registry.client(cfg.mlflow_uri).get_model_version(
-        registry.REGISTERED_MODEL, str(version)).tags or {}
-    trained = dt.date.fromisoformat(tags.get("run_date", "1970-01-01"))
-    flags = [d for d in list_dates(cfg.lake, "monitoring") if trained < d < run_date]
+    latest, when = last_trained(cfg, run_date)
+    if latest is None or when is None or when < trained:
+        latest, when = version, trained
+    what = (f"champion version {version}" if latest == version else
+            f"version {latest} (kept as challenger; champion version {version})")
+    flags = [d for d in list_dates(cfg.lake, "monitoring") if when < d < run_date]
     for day in reversed(flags):
         table = read_partition(cfg.lake, "monitoring", day)
         if "retrain" in table.column_names and any(table.column("retrain").to_pylist()):
             return True, f"monitoring on {day} asked for a retrain"
-    age = (run_date - trained).days
+    age = (run_date - when).days
     if age >= RETRAIN_EVERY_DAYS:
-        return True, f"champion version {version} is {age} days old"
-    return False, f"champion version {version} trained on {trained} is {age} day(s) old"
+        return True, f"the last training, {what}, is {age} days old"
+    return False, f"the last training, {what} on {when}, is {age} day(s) old"
 
 
 def run_if_due(cfg: Config, run_date: dt.date, force: bool = False) -> TrainResult | Skipped:

@@ -204,3 +204,45 @@ def test_train_without_features_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="features.*build_features"):
         train.run(cfg, RUN, ens=tiny_ensemble())
     shutil.rmtree(tmp_path / "empty", ignore_errors=True)
+
+
+def test_retraining_is_due_weekly_and_a_replay_never_scores_with_a_later_champion(
+        lake, tmp_path, monkeypatch):
+    """``due`` counts the week from the last training, champion or not: a version the gate
+    kept as challenger is not retrained the next night although the champion is older.
+    The simulator's champion forecasts run the train step before scoring a missing night,
+    and refuse a night older than the champion (it was trained on the days it would
+    forecast)."""
+    from jobs.simulate import LakeForecast
+
+    cfg = _cfg(lake, tmp_path)
+    assert train.champion_trained(cfg) == (None, None)
+    week_ago = RUN - dt.timedelta(days=7)
+    first = train.run(cfg, week_ago, ens=tiny_ensemble(n_cutoffs=2))  # 7 days less history
+    assert train.champion_trained(cfg) == (first.version, week_ago)
+    assert not train.due(cfg, week_ago + dt.timedelta(days=6))[0]
+    go, why = train.due(cfg, RUN)
+    assert go and "champion version 1, is 7 days old" in why
+    monkeypatch.setitem(MEMBER_FACTORIES, "tsb", lambda c, cal, costs: Inflated(method="tsb"))
+    worse = train.run(cfg, RUN, ens=tiny_ensemble(n_cutoffs=2))
+    assert worse.alias == registry.CHALLENGER
+    assert train.champion_trained(cfg) == (first.version, week_ago)
+    assert train.last_trained(cfg, RUN + dt.timedelta(days=3)) == (worse.version, RUN)
+    assert train.last_trained(cfg, RUN - dt.timedelta(days=1)) == (first.version, week_ago)
+    go, why = train.due(cfg, RUN + dt.timedelta(days=3))  # the champion is 10 days old
+    assert not go and "kept as challenger" in why
+    assert train.due(cfg, RUN + dt.timedelta(days=7))[0]
+
+    calls: list[tuple[str, dt.date]] = []
+    later = RUN + dt.timedelta(days=1)  # no forecasts partition (nor features): a stand-in
+    fc = LakeForecast(cfg, [later], score=lambda c, d: calls.append(("score", d)),
+                      train=lambda c, d: calls.append(("train", d)) or "skipped")
+    night = lambda d: type("N", (), {"date": d})()  # noqa: E731 - only .date is read
+    earlier = week_ago - dt.timedelta(days=1)
+    with pytest.raises(ValueError, match=f"trained on {week_ago}, after the night {earlier}"):
+        fc(night(earlier))
+    assert calls == [("train", earlier)]  # the train step ran, the scoring did not
+    with pytest.raises(FileNotFoundError):  # the stand-in scorer wrote no partition
+        fc(night(later))
+    assert calls[1:] == [("train", later), ("score", later)]
+    assert fc.trained == ["skipped", "skipped"]

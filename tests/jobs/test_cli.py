@@ -71,11 +71,13 @@ def test_simulate_options_reach_the_simulator(monkeypatch, tmp_path):
     monkeypatch.setenv("REPLENISH_HOME", str(tmp_path))
     with pytest.raises(SystemExit):
         main(["simulate", "--policy", "plan,oracle", "--days", "5", "--forecasts", "champion",
-              "--warmup-days", "7", "--censored", "drop", "--minmax-overfill",
+              "--warmup-days", "7", "--censored", "drop", "--minmax-overfill", "--retrain",
               "--no-progress"])
     sim = seen["sim"]
     assert (sim.policies, sim.days, sim.forecasts) == (("plan", "oracle"), 5, "champion")
     assert (sim.warmup_days, sim.censored, sim.minmax_capacity) == (7, "drop", False)
+    assert sim.retrain is True
     with pytest.raises(SystemExit):
         main(["simulate", "--no-progress"])
     assert (seen["sim"].warmup_days, seen["sim"].minmax_capacity) == (0, True)
+    assert seen["sim"].retrain is False
