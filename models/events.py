@@ -4,7 +4,7 @@ A festival lifts demand 2-3x for a few days. TSB and ARIMA have no festival inpu
 the spike as demand and carry it into the weeks after (on ``small``, the night after Eid
 their perishable forecasts stood 10-14% above the true expected demand, fading over three
 weeks). Prophet knows the festival dates as holidays when it fits, but its nightly level
-correction and its seasonal-naive fallback segments read the raw days after its cutoff.
+correction and its weekday-mean fallback segments read the raw days after its cutoff.
 
 ``impute_event_days(frame)`` replaces ``y`` on the event days of each series by what a plain
 day would have shown: the series' value on the same weekday 7, 14, 21 or 28 days earlier (the

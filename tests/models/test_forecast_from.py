@@ -3,7 +3,7 @@
 For every member: on its own training frame it equals ``predict()``; after a planted week of
 tripled demand it forecasts higher, from the day after the new last date; what ``fit``
 learnt is untouched; a pickle round trip changes nothing; segments unseen in ``fit`` (or
-unusable) fall back to the seasonal naive, flagged, never raising.
+unusable) fall back to the weekday mean of their aggregate, flagged, never raising.
 """
 from __future__ import annotations
 
@@ -218,13 +218,14 @@ def test_statistical_unseen_and_unusable_segments_fall_back(aggregate):
     assert_starts_after(fc, NEW_LAST, 12)
     report = model.forecast_report_.set_index("segment")
     assert report.loc["frozen", "fallback"] and report.loc["frozen", "method"] == (
-        "seasonal_naive")
+        "weekday_mean")
     assert "not seen in fit" in report.loc["frozen", "reason"]
     assert not report.loc[["dairy", "snacks"], "fallback"].any()
-    # the fallback is the same weekday of the new aggregate's last week
-    last_week = new[new["date"] > NEW_LAST - pd.Timedelta(days=7)]
-    agg = last_week.groupby("date")["y"].sum().to_numpy()
-    assert np.allclose(fc[fc["store_id"] == 5].groupby("horizon")["mean"].sum(), agg)
+    # the fallback is the mean of the same weekday over the new aggregate's last 4 weeks
+    agg = new.groupby("date")["y"].sum()
+    want = [np.mean([agg[NEW_LAST + pd.Timedelta(days=h - 7 * k)] for k in range(1, 5)])
+            for h in range(1, 8)]
+    assert np.allclose(fc[fc["store_id"] == 5].groupby("horizon")["mean"].sum(), want)
     # too little new history: every segment on the fallback, no exception
     short = model.forecast_from(SHIFTED[SHIFTED["date"] > NEW_LAST - pd.Timedelta(days=10)], H)
     assert_starts_after(short, NEW_LAST, 8)
@@ -245,7 +246,7 @@ def test_arima_fallbacks_of_fit_and_failures_are_flagged(monkeypatch, caplog):
         check_forecast(capped.forecast_from(SHIFTED, H), H)
     assert capped.forecast_report_["fallback"].all()
     assert capped.forecast_report_["reason"].str.contains("forecast failed: LinAlgError").sum() == 1
-    assert "seasonal-naive fallback" in caplog.text
+    assert "weekday-mean fallback" in caplog.text
 
 
 def test_statistical_warns_on_a_stale_or_earlier_cutoff(aggregate, caplog):

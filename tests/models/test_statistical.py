@@ -135,7 +135,7 @@ def test_segments_default_to_category_then_one_aggregate():
     assert single.shares_["share"].sum() == pytest.approx(1.0)
 
 
-def test_arima_falls_back_to_seasonal_naive_on_degenerate_series():
+def test_arima_falls_back_to_the_weekday_mean_on_degenerate_series():
     train, _ = split(frame(seed=2))
     constant = pd.DataFrame({"store_id": 8, "sku_id": 0, "segment": "flat",
                              "date": START + pd.to_timedelta(np.arange(DAYS), unit="D"),
@@ -147,14 +147,16 @@ def test_arima_falls_back_to_seasonal_naive_on_degenerate_series():
     report = model.report_.set_index("segment")
     assert report.loc["flat", "fallback"] and "constant" in report.loc["flat", "reason"]
     assert report.loc["new", "fallback"] and "too short" in report.loc["new", "reason"]
-    assert (report.loc[["flat", "new"], "method"] == "seasonal_naive").all()
+    assert (report.loc[["flat", "new"], "method"] == "weekday_mean").all()
     assert not report.loc[["c1-dairy", "c1-snacks"], "fallback"].any()
     fc = model.predict(H)
     check_forecast(fc, H)
     flat = fc[(fc["store_id"] == 8) & (fc["sku_id"] == 0)]
     assert np.allclose(flat[["mean", *quantile_columns()]], 5.0)  # exact: no spread at all
     new = fc[(fc["store_id"] == 8) & (fc["sku_id"] == 1)].set_index("horizon")["mean"]
-    assert new.tolist() == [5.0, 3, 4, 6, 2, 3, 4]  # same weekday, last week
+    # the same weekday's mean over the weeks observed: one week for the first four target
+    # days (3 4 2 | 5 3 4 6 | 2 3 4 are the ten days), two for the last three
+    assert new.tolist() == [5.0, 3, 4, 6, (2 + 3) / 2, (3 + 4) / 2, (4 + 2) / 2]
 
 
 def test_arima_flags_non_convergence_and_the_aggregate_cap():
