@@ -31,8 +31,10 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    negative-binomial quantiles from each pair's recent dispersion; or
    ``moving_average``, flat, every day; both re-fitted
    nightly on the simulated sales, stock-out days imputed; ``lake`` / ``champion`` use the
-   pipeline's forecasts of a prepared
-   ``--sim-home``); the min-max baseline trims its orders to the same zone room as the
+   pipeline's forecasts of a prepared ``--sim-home``, or, for ``champion`` without one, of
+   a model the bench trains the night before the replay and, with ``--sim-retrain weekly``
+   (default), retrains through the nightly train step as the replay goes); the min-max
+   baseline trims its orders to the same zone room as the
    MILP. ``--penalties`` adds plan and oracle runs with other service penalties (what a
    higher fill rate costs). Targets: fill rate
    >= 97%, perishable waste <= 4% of units received, turnover >= 30x, total cost <= 1.05x

@@ -109,9 +109,12 @@ class EnsembleConfig:
 
     @classmethod
     def quick(cls, **override: Any) -> EnsembleConfig:
-        """Small settings: minutes on ``small``, seconds on ``tiny``."""
+        """Small settings: minutes on ``small``, seconds on ``tiny``. The LSTM keeps 16,000
+        windows and 30 epochs (early stopping): with 4,000 and 8 it was still learning when
+        it stopped and forecast ``small``'s April 12-17% above the true expected demand, per
+        pair error 0.23 of the demand instead of 0.14-0.16 (8 s a fit on ``small``)."""
         base: dict[str, Any] = dict(train_days=90, max_series=1500, xgb_rounds=80, xgb_max_rows=60_000,
-                    xgb_depth=5, lstm_hidden=16, lstm_max_windows=4000, lstm_epochs=8,
+                    xgb_depth=5, lstm_hidden=16, lstm_max_windows=16_000, lstm_epochs=30,
                     max_aggregates=12)
         base.update(override)
         return cls(**base)
