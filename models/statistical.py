@@ -35,8 +35,9 @@ Affordability: at most ``max_aggregates`` segments (by volume) get the model; th
 any segment whose aggregate is too short (``min_days`` observed days), constant, or whose fit
 fails, does not converge or forecasts non-finite or runaway values, use the weekday mean of
 the aggregate (``FALLBACK``: the same weekday's mean over its last ``FALLBACK_WEEKS`` = 4
-observed weeks; steadier than a seasonal naive, which repeats one day's noise). ``report_`` has one row per segment with the method used, the fallback flag and
-its reason, and the fit time; ``fit_seconds_`` the total, also logged.
+observed weeks; steadier than a seasonal naive, which repeats one day's noise). ``report_``
+has one row per segment with the method used, the fallback flag and its reason, and the fit
+time; ``fit_seconds_`` the total, also logged.
 
 ARIMA: statsmodels SARIMAX on the standardised aggregate (mean 0, sd 1: the optimiser
 converges in a few dozen iterations instead of hundreds), order (1,0,1)x(1,0,1,7) or, with
