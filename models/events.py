@@ -105,6 +105,10 @@ def impute_event_days(frame: pd.DataFrame, events: Sequence[str] = ("festival",)
     return out
 
 
+#: ``attrs`` key of a frame ``clean_history`` made: the events it imputed.
+_TAG = "imputed_events"
+
+
 def clean_history(frame: pd.DataFrame, events: Sequence[str]) -> pd.DataFrame:
     """``impute_event_days`` without its marker column, tagged (``attrs``) with ``events``
     so that ``EventFree`` members take it as it is."""
@@ -118,9 +122,6 @@ def clean_history(frame: pd.DataFrame, events: Sequence[str]) -> pd.DataFrame:
     out = out.drop(columns="event_imputed")
     out.attrs[_TAG] = events
     return out
-
-
-_TAG = "imputed_events"
 
 
 class EventFree:
