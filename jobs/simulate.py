@@ -84,7 +84,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,6 +92,7 @@ import pyarrow as pa
 from jobs.config import Config
 from jobs.lake import latest_snapshot_date, list_dates, partition_dir, read_partition
 from jobs.world import SCENARIOS, ZONE_NAMES, ReorderRule, World, fit_to_room
+from models.baselines import WeekdayProfile
 from optimize.demand import daily_variance, gamma_mean_above
 from optimize.inputs import EXPIRY_COLUMNS, QUANTILE_COLUMNS, PlanConfig, StoreInputs
 from optimize.simulate import (
@@ -782,95 +782,6 @@ def promotion_elasticity(y: np.ndarray, discount: np.ndarray, group: np.ndarray,
     shrunk = np.divide(count[:-1] * e[:-1] + prior_days * pooled, weight,
                        out=np.full(n_g - 1, pooled), where=weight > 0)
     return np.where(count[-1] > 0, shrunk, 0.0)[np.asarray(group, int)]
-
-
-class WeekdayProfile:
-    """A level baseline (``models.baselines.MovingAverage`` by default) with a weekday shape:
-    each store's weekday index is learnt from its own history, pooled over its SKUs (sum of
-    sales on that weekday / sum of the pairs' mean sales on those days, normalised to a mean
-    of 1: one number per store and weekday, so it is stable even for slow SKUs); the base
-    model fits the deseasonalised sales and its mean and quantiles are scaled back by the
-    target day's index. A flat moving average reads every weekday swing as noise: its
-    quantiles widen by the swing and it over-stocks short-life goods on quiet days.
-
-    ``spread="nb"`` (default) replaces the base model's quantiles by a negative binomial's
-    around the mean (``_size``): the empirical quantiles of ~28 residuals put q99 near
-    their maximum, and on ``small`` the day-ahead q90 / q95 / q99 covered only 88 / 92 /
-    96% of the demand (the NB: 92 / 96 / 99%), so the plan ran short. ``"residual"``
-    keeps the base model's."""
-
-    def __init__(self, make_base: Callable[[], object] | None = None, spread: str = "nb",
-                 window: int = 28) -> None:
-        from models.baselines import MovingAverage
-
-        if spread not in ("residual", "nb"):
-            raise ValueError(f"WeekdayProfile: spread must be 'residual' or 'nb', not {spread!r}")
-        if window < 2:
-            raise ValueError(f"WeekdayProfile: window must be >= 2, got {window}")
-        self.make_base = make_base or MovingAverage
-        self.spread, self.window = spread, window
-        self.index: pd.DataFrame | None = None
-        self.size: pd.Series | None = None
-        self.base: Any = None
-
-    def fit(self, train: pd.DataFrame, cfg: object = None) -> WeekdayProfile:
-        t = train.assign(dow=pd.to_datetime(train["date"]).dt.dayofweek)
-        level = t.groupby(["store_id", "sku_id"])["y"].transform("mean")
-        sums = t.assign(level=level).groupby(["store_id", "dow"])[["y", "level"]].sum()
-        idx = (sums["y"] / sums["level"].where(sums["level"] > 0)).unstack("dow")
-        idx = idx.reindex(columns=range(7)).fillna(1.0).clip(0.5, 2.0)
-        idx = idx.div(idx.mean(axis=1), axis=0)
-        self.index = idx
-        factor = self._factor(t["store_id"], t["dow"])
-        flat = t.assign(y=t["y"] / factor).drop(columns="dow")
-        self.size = self._size(flat) if self.spread == "nb" else None
-        base: Any = self.make_base()
-        base.fit(flat) if cfg is None else base.fit(flat, cfg)
-        self.base = base
-        return self
-
-    def _size(self, flat: pd.DataFrame) -> pd.Series:
-        """Per pair, the negative-binomial size of a day's forecast error: over the last
-        ``window`` days of deseasonalised sales (mean m, variance v, n days) the error's
-        variance is v (1 + 1/n); the dispersion (Var - m) / m^2 is half the pair's own,
-        half its store's pooled one (a few weeks of a slow SKU say little on their own)."""
-        date = pd.to_datetime(flat["date"])
-        f = flat[date > date.max() - pd.Timedelta(days=self.window)]
-        g = f.groupby(["store_id", "sku_id"])["y"]
-        m, v, n = g.mean(), g.var(), g.count()
-        excess = ((v * (1.0 + 1.0 / n)).fillna(m) - m).clip(lower=0.0)
-        m2 = m * m
-        own = (excess / m2.where(m2 > 0)).fillna(0.0)
-        store = (excess.groupby(level="store_id").sum()
-                 / m2.groupby(level="store_id").sum().where(lambda x: x > 0)).fillna(0.0)
-        alpha = 0.5 * own.to_numpy() + 0.5 * store.reindex(
-            own.index.get_level_values("store_id")).to_numpy()
-        return pd.Series(np.where(alpha > 0, 1.0 / np.maximum(alpha, 1e-12), np.inf),
-                         index=own.index)
-
-    def _factor(self, store: pd.Series, dow: pd.Series) -> np.ndarray:
-        assert self.index is not None
-        stacked = self.index.stack()
-        key = pd.MultiIndex.from_arrays([store.to_numpy(), dow.to_numpy()])
-        return stacked.reindex(key).fillna(1.0).to_numpy(float)
-
-    def predict(self, horizon: int, quantiles: Sequence[float]) -> pd.DataFrame:
-        if self.base is None:
-            raise RuntimeError("WeekdayProfile: fit before predict")
-        fc = self.base.predict(horizon, quantiles)
-        dow = pd.to_datetime(fc["target_date"]).dt.dayofweek
-        factor = self._factor(fc["store_id"], dow)
-        cols = [c for c in fc.columns if c == "mean" or (c.startswith("q") and c[1:].isdigit())]
-        fc[cols] = fc[cols].to_numpy(float) * factor[:, None]
-        if self.size is not None:
-            from models.protocol import quantile_columns
-            from optimize.simulate import nb_quantiles
-
-            key = pd.MultiIndex.from_frame(fc[["store_id", "sku_id"]])
-            size = self.size.reindex(key).fillna(np.inf).to_numpy(float)
-            fc[quantile_columns(quantiles)] = nb_quantiles(fc["mean"].to_numpy(float), size,
-                                                           [float(q) for q in quantiles])
-        return fc
 
 
 class LakeForecast:

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ from models.protocol import (
     residual_quantiles,
 )
 
-__all__ = ["SeasonalNaive", "MovingAverage", "CrostonTSB"]
+__all__ = ["SeasonalNaive", "MovingAverage", "CrostonTSB", "WeekdayProfile"]
 
 
 @dataclass(frozen=True)
@@ -282,3 +282,123 @@ class CrostonTSB(_Baseline):
 
     def _point(self, horizon: int) -> np.ndarray:
         return np.tile(self._final[:, None], (1, horizon))
+
+
+class WeekdayProfile:
+    """A level baseline (``MovingAverage`` by default) with a weekday shape: the ensemble's
+    ``weekday_ma`` member and the simulator's ``weekday_moving_average`` forecast.
+
+    Each store's weekday index is learnt from its own history, pooled over its SKUs (sum of
+    sales on that weekday / sum of the pairs' mean sales on those days, normalised to a mean
+    of 1, clipped to [0.5, 2]: one number per store and weekday, so it is stable even for slow
+    SKUs); the base model fits the deseasonalised sales and its mean and quantiles are scaled
+    back by the target day's index. A flat moving average reads every weekday swing as
+    noise: its quantiles widen by the swing and it over-stocks short-life goods on quiet days.
+
+    ``spread="nb"`` (default) replaces the base model's quantiles by a negative binomial's
+    around the mean (``_size``): the empirical quantiles of ~28 residuals put q99 near
+    their maximum, and on ``small`` the day-ahead q90 / q95 / q99 covered only 88 / 92 /
+    96% of the demand (the NB: 92 / 96 / 99%), so the plan ran short. ``"residual"``
+    keeps the base model's.
+
+    As an ensemble member it pools what the per-series members cannot: on ``small``'s
+    backtest of 2025-03-05 its WAPE was 0.457 (the LSTM's 0.457, ARIMA's 0.464, TSB's
+    0.472), and on April's replay nights its perishable forecasts were off the true expected
+    demand by 0.11 per pair where the ensemble without it was off by 0.14.
+    """
+
+    name = "weekday_ma"
+
+    def __init__(self, make_base: Callable[[], Any] | None = None, spread: str = "nb",
+                 window: int = 28) -> None:
+        if spread not in ("residual", "nb"):
+            raise ValueError(f"WeekdayProfile: spread must be 'residual' or 'nb', not {spread!r}")
+        if window < 2:
+            raise ValueError(f"WeekdayProfile: window must be >= 2, got {window}")
+        self.make_base = make_base or MovingAverage
+        self.spread, self.window = spread, window
+        self.index: pd.DataFrame | None = None
+        self.size: pd.Series | None = None
+        self.base: Any = None
+        self._cfg: ModelConfig | None = None
+
+    @property
+    def cutoff(self) -> pd.Timestamp:
+        """The last date of the training frame; forecasts start the day after."""
+        return self._fitted().cutoff
+
+    def _fitted(self) -> Any:
+        if self.base is None:
+            raise RuntimeError("WeekdayProfile: call fit(train, cfg) before predict")
+        return self.base
+
+    def fit(self, train: pd.DataFrame, cfg: ModelConfig | None = None) -> Self:
+        """Learn the weekday index, the base level and the spread from ``train``."""
+        t = check_train(train)[[*KEY, "date", "y"]]
+        t = t.assign(dow=pd.to_datetime(t["date"]).dt.dayofweek)
+        level = t.groupby(list(KEY))["y"].transform("mean")
+        sums = t.assign(level=level).groupby(["store_id", "dow"])[["y", "level"]].sum()
+        idx = (sums["y"] / sums["level"].where(sums["level"] > 0)).unstack("dow")
+        idx = idx.reindex(columns=range(7)).fillna(1.0).clip(0.5, 2.0)
+        idx = idx.div(idx.mean(axis=1), axis=0)
+        self.index = idx
+        factor = self._factor(t["store_id"], t["dow"])
+        flat = t.assign(y=t["y"] / factor).drop(columns="dow")
+        self.size = self._size(flat) if self.spread == "nb" else None
+        base: Any = self.make_base()
+        base.fit(flat) if cfg is None else base.fit(flat, cfg)
+        self.base, self._cfg = base, cfg
+        return self
+
+    def _size(self, flat: pd.DataFrame) -> pd.Series:
+        """Per pair, the negative-binomial size of a day's forecast error: over the last
+        ``window`` days of deseasonalised sales (mean m, variance v, n days) the error's
+        variance is v (1 + 1/n); the dispersion (Var - m) / m^2 is half the pair's own,
+        half its store's pooled one (a few weeks of a slow SKU say little on their own)."""
+        date = pd.to_datetime(flat["date"])
+        f = flat[date > date.max() - pd.Timedelta(days=self.window)]
+        g = f.groupby(list(KEY))["y"]
+        m, v, n = g.mean(), g.var(), g.count()
+        excess = ((v * (1.0 + 1.0 / n)).fillna(m) - m).clip(lower=0.0)
+        m2 = m * m
+        own = (excess / m2.where(m2 > 0)).fillna(0.0)
+        store = (excess.groupby(level="store_id").sum()
+                 / m2.groupby(level="store_id").sum().where(lambda x: x > 0)).fillna(0.0)
+        alpha = 0.5 * own.to_numpy() + 0.5 * store.reindex(
+            own.index.get_level_values("store_id")).to_numpy()
+        return pd.Series(np.where(alpha > 0, 1.0 / np.maximum(alpha, 1e-12), np.inf),
+                         index=own.index)
+
+    def _factor(self, store: pd.Series, dow: pd.Series) -> np.ndarray:
+        assert self.index is not None
+        stacked = self.index.stack()
+        key = pd.MultiIndex.from_arrays([store.to_numpy(), dow.to_numpy()])
+        return stacked.reindex(key).fillna(1.0).to_numpy(float)
+
+    def predict(self, horizon: int, quantiles: Sequence[float] = QUANTILES,
+                future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after the cutoff; ``future`` is ignored (no
+        covariates)."""
+        fc = self._fitted().predict(horizon, quantiles)
+        dow = pd.to_datetime(fc["target_date"]).dt.dayofweek
+        factor = self._factor(fc["store_id"], dow)
+        cols = ["mean", *quantile_columns(quantiles)]
+        fc[cols] = fc[cols].to_numpy(float) * factor[:, None]
+        if self.size is not None:
+            from optimize.simulate import nb_quantiles
+
+            key = pd.MultiIndex.from_frame(fc[list(KEY)])
+            size = self.size.reindex(key).fillna(np.inf).to_numpy(float)
+            fc[quantile_columns(quantiles)] = nb_quantiles(fc["mean"].to_numpy(float), size,
+                                                           [float(q) for q in quantiles])
+        return fc
+
+    def forecast_from(self, history: pd.DataFrame, horizon: int,
+                      quantiles: Sequence[float] = QUANTILES,
+                      future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast days 1..``horizon`` after ``history``'s last date for every series in
+        ``history``, with this model's settings (it learns nothing else: a fresh copy is
+        fitted on ``history``); ``self`` is unchanged."""
+        self._fitted()
+        fresh = WeekdayProfile(self.make_base, self.spread, self.window)
+        return fresh.fit(history, self._cfg).predict(horizon, quantiles, future)

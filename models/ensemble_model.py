@@ -41,7 +41,7 @@ __all__ = ["EnsembleConfig", "EnsembleModel", "EnsemblePyfunc", "MEMBERS", "make
 log = logging.getLogger(__name__)
 
 #: Members in the order of the case study, then the intermittent-demand model.
-MEMBERS: tuple[str, ...] = ("xgboost", "lstm", "prophet", "arima", "tsb")
+MEMBERS: tuple[str, ...] = ("xgboost", "lstm", "prophet", "arima", "tsb", "weekday_ma")
 #: Column telling history rows from target-day rows in the pyfunc's input.
 ROLE = "role"
 #: Days before/after a festival Prophet's holiday effect spans (the run-up matters most).
@@ -62,10 +62,10 @@ class EnsembleConfig:
     weights (weights learnt on one week swing with that week's events: on Store Item Demand
     one week picked LSTM + TSB and missed ARIMA). ``quantile_weights``: each quantile its own
     weights (``EnsembleWeights(per_quantile=...)``). ``imputed_events``: event kinds
-    (``models.events.EVENTS``) whose days TSB and ARIMA see imputed from plain days, in fit
-    and scoring, and Prophet in scoring (its level correction and fallbacks; it fits on the
-    raw days, festivals being its holidays); empty: raw history for all. ``quick``: small
-    settings for tests and demos.
+    (``models.events.EVENTS``) whose days TSB, ARIMA and the weekday moving average see
+    imputed from plain days, in fit and scoring, and Prophet in scoring (its level correction
+    and fallbacks; it fits on the raw days, festivals being its holidays); empty: raw history
+    for all. ``quick``: small settings for tests and demos.
     """
 
     horizon: int = 7
@@ -220,6 +220,13 @@ def _tsb(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
     return _event_free(cfg, CrostonTSB(method="tsb"))
 
 
+def _weekday_ma(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
+                costs: pd.DataFrame | None) -> Forecaster:
+    from models.baselines import WeekdayProfile
+
+    return _event_free(cfg, WeekdayProfile())  # type: ignore[arg-type]
+
+
 def _event_free(cfg: EnsembleConfig, member: Forecaster, on_fit: bool = True) -> Forecaster:
     """``member`` seeing ``cfg.imputed_events`` imputed (``models.events``), or as it is."""
     if not cfg.imputed_events:
@@ -233,7 +240,8 @@ def _event_free(cfg: EnsembleConfig, member: Forecaster, on_fit: bool = True) ->
 #: a new member (add its name to ``MEMBERS`` too).
 MEMBER_FACTORIES: dict[str, Callable[[EnsembleConfig, pd.DataFrame | None,
                                       pd.DataFrame | None], Forecaster]] = {
-    "xgboost": _xgboost, "lstm": _lstm, "prophet": _prophet, "arima": _arima, "tsb": _tsb}
+    "xgboost": _xgboost, "lstm": _lstm, "prophet": _prophet, "arima": _arima, "tsb": _tsb,
+    "weekday_ma": _weekday_ma}
 
 
 def make_members(cfg: EnsembleConfig, calendar: pd.DataFrame | None = None,

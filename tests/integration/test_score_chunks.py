@@ -18,13 +18,13 @@ from tests.worlds import ingest_as_clean
 START = dt.date(2025, 3, 1)
 DAYS = 64
 RUN = START + dt.timedelta(days=DAYS - 1)
-MEMBERS = ("xgboost", "lstm", "prophet", "arima", "tsb")
+MEMBERS = ("xgboost", "lstm", "prophet", "arima", "tsb", "weekday_ma")
 
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory) -> Config:
     """A tiny world (4 stores x 40 SKUs) with features, clusters and a registered champion
-    of all five members."""
+    of all six members."""
     cfg = Config(home=tmp_path_factory.mktemp("score-chunks"), model_profile="quick")
     cfg = cfg.replace(mlflow_tracking_uri=f"sqlite:///{cfg.home / 'mlflow.db'}")
     generate.run(cfg, "tiny", START, DAYS, seed=11, progress=False)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from models.baselines import CrostonTSB, MovingAverage, SeasonalNaive
+from models.baselines import CrostonTSB, MovingAverage, SeasonalNaive, WeekdayProfile
 from models.lstm import LSTMForecaster
 from models.protocol import ModelConfig, check_forecast
 from models.statistical import ArimaAggregate, ProphetAggregate, _SarimaxFit
@@ -73,7 +73,7 @@ def roundtrip(model):
 
 
 # ------------------------------------------------------------------------------ baselines
-@pytest.mark.parametrize("model", [SeasonalNaive, MovingAverage, CrostonTSB])
+@pytest.mark.parametrize("model", [SeasonalNaive, MovingAverage, CrostonTSB, WeekdayProfile])
 def test_baselines(model):
     fitted = model().fit(TRAIN, replace(CFG, window=14))
     before = fitted.predict(H)
