@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.baselines import CrostonTSB
+from models.baselines import CrostonTSB, WeekdayProfile
 from models.ensemble_model import EnsembleConfig, make_members
 from models.events import EventFree, impute_event_days
 from models.protocol import ModelConfig
@@ -124,6 +124,27 @@ def test_the_ensemble_config_wraps_the_history_members_only():
     assert isinstance(raw["tsb"], CrostonTSB)
     with pytest.raises(ValueError, match="imputed_events"):
         EnsembleConfig(imputed_events=("eclipse",))
+
+
+def test_the_weekday_member_is_in_the_default_ensemble_and_blind_to_festivals():
+    assert "weekday_ma" in EnsembleConfig().members
+    member = make_members(EnsembleConfig.quick(members=("weekday_ma",)))["weekday_ma"]
+    assert isinstance(member, EventFree) and member.on_fit
+    assert isinstance(member.member, WeekdayProfile) and member.name == "weekday_ma"
+    rng = np.random.default_rng(1)
+    base = list(rng.poisson(8, 42).astype(float))
+    fest = [0.0] * 42
+    raw = base.copy()
+    for d in range(30, 35):  # a five-day festival at three times the level
+        raw[d], fest[d] = 3 * base[d], 1.0
+    plain = frame(base, fest)
+    plain.loc[30:34, "y"] = [base[d - 7] for d in range(30, 35)]
+    cfg = ModelConfig()
+    fc = member.fit(frame(raw, fest), cfg).predict(7, (0.5, 0.9))
+    reference = WeekdayProfile().fit(plain, cfg).predict(7, (0.5, 0.9))
+    bare = WeekdayProfile().fit(frame(raw, fest), cfg).predict(7, (0.5, 0.9))
+    assert fc["mean"].to_numpy() == pytest.approx(reference["mean"].to_numpy())
+    assert bare["mean"].sum() > 1.2 * fc["mean"].sum()
 
 
 def test_the_ensemble_imputes_a_chunk_once_for_all_its_wrapped_members(monkeypatch):
