@@ -26,7 +26,7 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    rule's overstock) and after a ``--warmup``-day warm-up that is replayed but not measured
    (every policy in its own steady state). The plan forecasts with ``--sim-forecasts``
    (default ``weekday_moving_average``: a 28-day moving average with each store's weekday
-   shape, ``jobs.simulate.WeekdayProfile``, festival days left out of its history,
+   shape, ``models.baselines.WeekdayProfile``, festival days left out of its history,
    promoted days scaled by a price elasticity per category learnt from the history,
    negative-binomial quantiles from each pair's recent dispersion; or
    ``moving_average``, flat, every day; both re-fitted

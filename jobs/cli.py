@@ -175,7 +175,7 @@ def _cmd_simulate(cfg: Config, args: argparse.Namespace) -> int:
         solver=args.solver or getattr(cfg, "plan_solver", "cbc"), forecasts=args.forecasts,
         suppliers=args.suppliers, capacity=args.capacity, warmup_days=args.warmup_days,
         minmax_capacity=not args.minmax_overfill, censored=args.censored,
-        retrain=args.retrain,
+        retrain=args.retrain, history=args.history,
         time_limit_s=float(getattr(cfg, "plan_time_limit_s", 8.0)),
         mip_gap=float(getattr(cfg, "plan_mip_gap", 0.005)))
     report = simulate.run(cfg, sim, progress=not args.no_progress)
@@ -403,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "production does; replay the earliest nights first, because a champion "
                      "trained after a night is refused for it (default: score every night "
                      "with the champion as it is)")
+    sim.add_argument("--history", choices=["simulated", "world"], default="simulated",
+                     help="whose sales the history forecasts (weekday_moving_average, "
+                     "moving_average, seasonal_naive) learn from during the replay: "
+                     "simulated, the plan's own, as in production; world, the generated "
+                     "world's (its min-max rule's sales and stock-outs, what lake and "
+                     "champion forecasts read), to measure what learning from another "
+                     "policy's history costs the plan (default simulated)")
     sim.add_argument("--censored", choices=["impute", "drop"], default="impute",
                      help="stock-out days in the history forecasts: impute reads a day the "
                      "shelf emptied as its likely demand (the gamma mean above the units "

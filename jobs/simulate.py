@@ -115,6 +115,7 @@ __all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "
 POLICIES = ("plan", "minmax", "oracle")
 FORECASTS = ("moving_average", "weekday_moving_average", "seasonal_naive", "lake", "champion")
 #: How the history forecasts read a day whose shelf emptied (``HistoryForecast``).
+HISTORIES = ("simulated", "world")
 CENSORED = ("impute", "drop")
 SUPPLIERS = ("auto", "world", "perfect")
 CAPACITIES = ("observed", "declared")
@@ -157,6 +158,13 @@ class SimulateConfig:
     #: DAG's ``train.run_if_due`` for that date, so the champion is retrained weekly during
     #: the replay (``LakeForecast``); False scores every night with the champion as it is.
     retrain: bool = False
+    #: Whose sales the history forecasts (``moving_average``, ``weekday_moving_average``,
+    #: ``seasonal_naive``) learn from during the replay: "simulated" (default), the plan's
+    #: own, as in production where the model reads the sales of the plan it serves; "world",
+    #: the generated world's (its min-max rule's sales and stock-outs, what ``lake`` and
+    #: ``champion`` forecasts read): the same forecaster on the other policy's history, to
+    #: measure what reading it costs the plan.
+    history: str = "simulated"
 
     def __post_init__(self) -> None:
         bad = [p for p in self.policies if p not in POLICIES]
@@ -177,6 +185,12 @@ class SimulateConfig:
             raise ValueError(f"censored must be one of {CENSORED}, not {self.censored!r}")
         if self.warmup_days < 0:
             raise ValueError(f"warmup_days must be >= 0, got {self.warmup_days}")
+        if self.history not in HISTORIES:
+            raise ValueError(f"--history must be one of {HISTORIES}, not {self.history!r}")
+        if self.history == "world" and self.forecasts in ("lake", "champion"):
+            raise ValueError(f"--history world is for the history forecasts; --forecasts "
+                             f"{self.forecasts} already reads the world's history (its "
+                             "lake/features)")
         if self.retrain and self.forecasts != "champion":
             raise ValueError(f"--retrain needs --forecasts champion, not {self.forecasts!r}: "
                              "only the champion's forecasts come from a model to retrain")
@@ -220,6 +234,12 @@ class Window:
     #: each history, window and look-ahead day, from the ``promotions`` table (planned in
     #: advance, as the feature pipeline reads it); zeros where a day has no partition.
     promo: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: With ``history="world"``: (n, days) the generated world's units sold, activity and
+    #: censoring on each window day, read as the history before the window is
+    #: (``_history``); empty otherwise.
+    world_sold: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    world_active: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
+    world_censored: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
 
     @property
     def end(self) -> dt.date:
@@ -358,13 +378,16 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
     festive = _festive(cfg, hist_dates + window, stores)
     ahead = [window[-1] + dt.timedelta(days=h) for h in range(1, HORIZON + 1)]
     promo = _promotions(cfg, hist_dates + window + ahead, store_ids, n_k, sku_pos, n)
+    world = _history(cfg, window, store_ids, n_k, sku_pos, n) if sim.history == "world" \
+        else (np.zeros((0, 0)), np.zeros((0, 0), bool), np.zeros((0, 0), bool))
     return Window(start=start, days=total, pairs=pairs,
                   stores=store_inputs,
                   n_stores=n_s, n_skus=n_k, buckets=buckets, on_order=on_order,
                   demand=demand[:total], active=present[:total], expected=expected,
                   dispersion=dispersion, hist_dates=hist_dates, hist_sold=hist_sold,
                   hist_active=hist_active, hist_censored=hist_cens, festive=festive,
-                  promo=promo,
+                  promo=promo, world_sold=world[0], world_active=world[1],
+                  world_censored=world[2],
                   world=_world_manifest(cfg),
                   sources={"inventory": str(_root(cfg, "inventory", before))},
                   warmup=sim.warmup_days)
@@ -635,16 +658,26 @@ class HistoryForecast:
     own reading of the quantiles); with ``"drop"`` it is unobserved. Dropping is biased low:
     the days that stock out are the days demand was high, so a lean plan stocks out more,
     forecasts lower and stocks out more again. Censored days of the history before the
-    window (no forecast of ours for them) are unobserved either way; inactive days too."""
+    window (no forecast of ours for them) are unobserved either way; inactive days too.
+
+    ``world=True``: each night adds the generated world's sales of the day
+    (``Window.world_sold``, its activity and censoring) to the history instead of the
+    simulated policy's: the forecaster learns from the min-max rule's sales, as the lake's
+    features do, while the plan it feeds runs its own stock."""
 
     def __init__(self, pairs: pd.DataFrame, make_model: Callable[[], object], win: Window,
                  lookback: int, horizon: int = HORIZON, censored: str = "impute",
-                 skip_festivals: bool = False, promotions: bool = False) -> None:
+                 skip_festivals: bool = False, promotions: bool = False,
+                 world: bool = False) -> None:
         if censored not in CENSORED:
             raise ValueError(f"censored must be one of {CENSORED}, not {censored!r}")
         self.pairs, self.make_model, self.lookback, self.horizon = pairs, make_model, \
             lookback, horizon
         self.censored = censored
+        if world and win.world_sold.shape != (len(pairs), win.days):
+            raise ValueError("HistoryForecast(world=True) needs the window's world sales: "
+                             "load the window with SimulateConfig(history='world')")
+        self.world = (win.world_sold, win.world_active, win.world_censored) if world else None
         obs = np.where(win.hist_active & ~win.hist_censored, win.hist_sold, np.nan)
         self.values = np.full((len(pairs), obs.shape[1] + win.days), np.nan)
         self.values[:, :obs.shape[1]] = obs
@@ -674,11 +707,14 @@ class HistoryForecast:
 
     def observed(self, night: Night) -> np.ndarray:
         """Tonight's value per pair for the training history (NaN: unobserved)."""
-        out = np.where(night.active & ~night.censored, night.sold, np.nan).astype(float)
+        sold, active, censored = night.sold, night.active, night.censored
+        if self.world is not None:
+            sold, active, censored = (a[:, night.t] for a in self.world)
+        out = np.where(active & ~censored, sold, np.nan).astype(float)
         if self.censored == "impute":
-            cens = night.active & night.censored & np.isfinite(self.next_mean)
+            cens = active & censored & np.isfinite(self.next_mean)
             out[cens] = gamma_mean_above(self.next_mean[cens], self.next_var[cens],
-                                         night.sold[cens])
+                                         sold[cens])
         return out
 
     def __call__(self, night: Night) -> pd.DataFrame:
@@ -860,7 +896,8 @@ def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
         provider = HistoryForecast(win.pairs, make, win, sim.lookback_days,
                                    censored=sim.censored,
                                    skip_festivals=sim.forecasts == "weekday_moving_average",
-                                   promotions=sim.forecasts == "weekday_moving_average")
+                                   promotions=sim.forecasts == "weekday_moving_average",
+                                   world=sim.history == "world")
     return PlanPolicy(name, win.pairs, win.stores, provider, sim.plan_config())
 
 
@@ -946,12 +983,13 @@ def _measured_days(win: Window) -> int:
 def _header(win: Window, settings: dict) -> str:
     warm = (f", measured after a {win.warmup}-day warm-up from {win.start}" if win.warmup
             else "")
+    learnt = " learnt from the world's sales" if settings.get("history") == "world" else ""
     return (f"Policy simulation {win.measured_start} .. {win.end} ({_measured_days(win)} "
             f"days{warm}): "
             f"{win.n_stores} store{'s' if win.n_stores != 1 else ''} x {win.n_skus} SKUs "
             f"({len(win.pairs):,} pairs); "
             f"suppliers {settings['suppliers']}, forecasts for plan: {settings['forecasts']}"
-            f"{' (retrained weekly)' if settings.get('retrain') else ''}, "
+            f"{' (retrained weekly)' if settings.get('retrain') else ''}{learnt}, "
             f"solver {settings['solver']}")
 
 
@@ -1032,7 +1070,7 @@ def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = T
     settings = {"policies": list(sim.policies), "solver": sim.solver,
                 "forecasts": sim.forecasts, "suppliers": supplier_mode,
                 "capacity": sim.capacity, "warmup_days": sim.warmup_days,
-                "censored": sim.censored, "retrain": sim.retrain,
+                "censored": sim.censored, "retrain": sim.retrain, "history": sim.history,
                 "minmax_capacity": sim.minmax_capacity,
                 "lookback_days": sim.lookback_days, "time_limit_s": sim.time_limit_s,
                 "mip_gap": sim.mip_gap, "stores": list(sim.stores) if sim.stores else "all",

@@ -255,6 +255,47 @@ def test_history_forecast_imputes_a_stock_out_day_from_last_nights_forecast(worl
         js.HistoryForecast(win.pairs, MovingAverage, win, 28, censored="keep")
 
 
+def test_world_history_learns_from_the_generated_worlds_sales_not_the_plans(world):
+    """``history="world"``: each night the forecaster reads the world's own sales of the day
+    (the min-max rule's, read as the lake's history before the window is), whatever the
+    simulated plan sold; the default reads the plan's."""
+    sim = js.SimulateConfig(days=3, stores=(1,), history="world")
+    win = js.load_window(world, sim)
+    n = len(win.pairs)
+    assert win.world_sold.shape == (n, 3)
+    # the same reader as the history before the window: the sales table's units that day
+    last = win.start + dt.timedelta(days=1)
+    day = js._history(world, [last], win.pairs["store_id"].unique(), win.n_skus,
+                      pd.Series(np.arange(win.n_skus), index=win.pairs["sku_id"].to_numpy()),
+                      n)
+    assert np.array_equal(win.world_sold[:, 1], day[0][:, 0])
+    assert win.world_sold[:, 1].sum() > 0
+    from optimize.simulate import Night
+
+    plan_sold = np.full(n, 1000, np.int64)  # a plan selling what the world never did
+    night = Night(1, last, np.zeros((n, 8), np.int64), np.zeros((n, 1), np.int64),
+                  np.ones(n, bool), plan_sold + 1, plan_sold, np.zeros(n, np.int64),
+                  np.zeros(n, np.int64))
+    from models.baselines import MovingAverage
+
+    learnt = js.HistoryForecast(win.pairs, MovingAverage, win, 28, censored="drop", world=True)
+    own = js.HistoryForecast(win.pairs, MovingAverage, win, 28, censored="drop")
+    seen = learnt.observed(night)
+    plain = win.world_active[:, 1] & ~win.world_censored[:, 1]
+    assert np.array_equal(seen[plain], win.world_sold[plain, 1])
+    assert np.isnan(seen[~plain]).all()
+    assert (own.observed(night) == 1000).all()
+    # the policy built for the config reads the world; lake forecasts already do
+    assert js._build_policy("plan", win, sim, world).forecast.world is not None
+    with pytest.raises(ValueError, match="needs the window's world sales"):
+        js.HistoryForecast(win.pairs, MovingAverage, js.load_window(
+            world, js.SimulateConfig(days=3, stores=(1,))), 28, world=True)
+    with pytest.raises(ValueError, match="--history world is for the history forecasts"):
+        js.SimulateConfig(forecasts="lake", history="world")
+    with pytest.raises(ValueError, match="--history must be one of"):
+        js.SimulateConfig(history="mine")
+
+
 def test_a_warm_up_measures_the_last_days_of_a_longer_replay(world):
     long = js.run(world, js.SimulateConfig(policies=("minmax",), days=5), progress=False,
                   write=False).results["minmax"]

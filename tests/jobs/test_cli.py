@@ -80,4 +80,7 @@ def test_simulate_options_reach_the_simulator(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         main(["simulate", "--no-progress"])
     assert (seen["sim"].warmup_days, seen["sim"].minmax_capacity) == (0, True)
-    assert seen["sim"].retrain is False
+    assert seen["sim"].retrain is False and seen["sim"].history == "simulated"
+    with pytest.raises(SystemExit):
+        main(["simulate", "--history", "world", "--no-progress"])
+    assert seen["sim"].history == "world"
