@@ -360,8 +360,8 @@ def _sim_verdicts(rep: Report, label: str, results: dict) -> None:
 
 
 def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, forecasts: str,
-                  solver: str, tmp: Path, penalties: list[float], retrain: bool = False
-                  ) -> None:
+                  solver: str, tmp: Path, penalties: list[float], retrain: bool = False,
+                  history: str = "simulated") -> None:
     from jobs import generate
     from jobs import simulate as js
 
@@ -384,7 +384,7 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
     # champion of its week, and the cold start reads the same forecasts
     for warm in ((warmup, 0) if retrain else (0, warmup)):
         sim = js.SimulateConfig(days=days, warmup_days=warm, solver=solver,
-                                forecasts=forecasts, retrain=retrain)
+                                forecasts=forecasts, retrain=retrain, history=history)
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
         out = js.run(cfg, sim, progress=False, write=False)
@@ -398,13 +398,15 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
     if retrain:
         note += _retrained(cfg, [line for run in runs
                                  for line in run[5].get("retrained", [])])
+    source = ("simulated sales" if history == "simulated" else
+              "generated world's sales (its min-max rule's; `--history world`), not the plan's")
     rep.lines += [
         f"### Policy simulation on `small` (10 stores x 200 SKUs), {days} days", "",
         f"{note}; `jobs.simulate.run` (what `replenish simulate` runs) over the last {days} "
         f"days of the truth: `plan` = the MILP re-planned nightly on a {forecasts} forecast "
         + ("(`lake/forecasts` of `replenish run score`, made from the world's own history)"
            if forecasts in ("lake", "champion") else
-           "re-fitted nightly on the simulated sales, a stock-out day read as E[demand | "
+           f"re-fitted nightly on the {source}, a stock-out day read as E[demand | "
            "demand >= sold] under the previous night's forecast, the days of the "
            "`promotions` table (history and the 7 days ahead) scaled by (1 - discount) ^ "
            "-elasticity, one elasticity per category learnt from the history") + "; `minmax` = "
@@ -563,6 +565,12 @@ def _parser() -> argparse.ArgumentParser:
                    "the champion is 7 days old, promoted if it beats it), replaying the "
                    "warm-up run first so nights are scored in date order; never scores every "
                    "night with the model trained before the replay (default weekly)")
+    p.add_argument("--sim-history", choices=["simulated", "world"], default="simulated",
+                   help="whose sales the history forecasts learn from during the replay: "
+                   "simulated (the plan's own, default) or world (the generated world's "
+                   "min-max sales, what lake and champion forecasts read; jobs.simulate "
+                   "--history world); world's results go to a section of RESULTS.md of "
+                   "their own")
     p.add_argument("--sim-home", type=Path, default=None,
                    help="simulate this existing world (default: generate small, 120 days)")
     p.add_argument("--sim-solver", default="cbc", choices=["cbc", "highs"])
@@ -585,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if args.sim_forecasts == "lake" and args.sim_home is None:
         _parser().error("--sim-forecasts lake needs --sim-home (a world with lake/forecasts)")
+    if args.sim_history == "world" and args.sim_forecasts in ("lake", "champion"):
+        _parser().error(f"--sim-history world is for the history forecasts; "
+                        f"--sim-forecasts {args.sim_forecasts} already reads the world's sales")
     parts = set(args.parts.split(","))
     quick = args.quick
     repeat = 1 if quick else args.repeat
@@ -610,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             part_simulate(rep, args.sim_home, sim_days, warmup, args.sim_forecasts,
                           args.sim_solver, home("sim"),
                           [float(x) for x in args.penalties.split(",") if x.strip()],
-                          retrain=args.sim_retrain == "weekly")
+                          retrain=args.sim_retrain == "weekly", history=args.sim_history)
     finally:
         load.stop()
         _stop_spark()
@@ -624,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     section = SECTION if args.sim_forecasts == "weekday_moving_average" else (
         f"## Plan: policy simulation with `{args.sim_forecasts}` forecasts")
+    if args.sim_history == "world":
+        section = (f"## Plan: policy simulation with `{args.sim_forecasts}` forecasts learnt "
+                   "from the world's sales")
     text = [section, "", f"Command: `{command()}` (from the repository root)", "",
             machine_line(info), "",
             f"Total wall time {total / 60:.1f} min. The machine's 1-minute load average during "
