@@ -224,7 +224,7 @@ def _weekday_ma(cfg: EnsembleConfig, calendar: pd.DataFrame | None,
                 costs: pd.DataFrame | None) -> Forecaster:
     from models.baselines import WeekdayProfile
 
-    return _event_free(cfg, WeekdayProfile())  # type: ignore[arg-type]
+    return _event_free(cfg, WeekdayProfile())
 
 
 def _event_free(cfg: EnsembleConfig, member: Forecaster, on_fit: bool = True) -> Forecaster:
