@@ -114,8 +114,9 @@ __all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "
 
 POLICIES = ("plan", "minmax", "oracle")
 FORECASTS = ("moving_average", "weekday_moving_average", "seasonal_naive", "lake", "champion")
-#: How the history forecasts read a day whose shelf emptied (``HistoryForecast``).
+#: Whose sales the history forecasts learn from during the replay (``SimulateConfig``).
 HISTORIES = ("simulated", "world")
+#: How the history forecasts read a day whose shelf emptied (``HistoryForecast``).
 CENSORED = ("impute", "drop")
 SUPPLIERS = ("auto", "world", "perfect")
 CAPACITIES = ("observed", "declared")
