@@ -45,7 +45,7 @@ from models.ensemble_model import (
     training_frame,
 )
 from models.metrics import evaluate
-from models.protocol import KEY, ModelConfig, quantile_columns
+from models.protocol import KEY, ModelConfig, nb_quantiles, quantile_columns
 
 __all__ = ["BacktestResult", "backtest", "sample_series", "complete_future", "date_window",
            "oracle_quantiles", "BASELINES", "ENSEMBLE", "ORACLE"]
@@ -102,23 +102,9 @@ def date_window(rows: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Da
 
 def oracle_quantiles(mean: np.ndarray, size: np.ndarray,
                      quantiles: tuple[float, ...]) -> np.ndarray:
-    """(n, len(quantiles)) quantiles of a negative binomial with mean ``mean`` and size
-    ``size`` (variance mean + mean^2 / size): the generator's demand distribution. 0 where
-    the mean is 0; Poisson where the size is not finite or not positive."""
-    from scipy import stats
-
-    mean = np.asarray(mean, dtype="float64")
-    size = np.asarray(size, dtype="float64")
-    out = np.zeros((len(mean), len(quantiles)))
-    pos = mean > 0
-    nb = pos & np.isfinite(size) & (size > 0)
-    po = pos & ~nb
-    for j, q in enumerate(quantiles):
-        if nb.any():
-            out[nb, j] = stats.nbinom.ppf(q, size[nb], size[nb] / (size[nb] + mean[nb]))
-        if po.any():
-            out[po, j] = stats.poisson.ppf(q, mean[po])
-    return out
+    """(n, len(quantiles)) quantiles of the generator's demand distribution, a negative
+    binomial with mean ``mean`` and size ``size`` (``protocol.nb_quantiles``)."""
+    return nb_quantiles(mean, size, quantiles)
 
 
 def _costs_on(frame: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:

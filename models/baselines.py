@@ -51,6 +51,7 @@ from models.protocol import (
     ModelConfig,
     check_train,
     forecast_frame,
+    nb_quantiles,
     quantile_columns,
     residual_quantiles,
 )
@@ -385,8 +386,6 @@ class WeekdayProfile:
         cols = ["mean", *quantile_columns(quantiles)]
         fc[cols] = fc[cols].to_numpy(float) * factor[:, None]
         if self.size is not None:
-            from optimize.simulate import nb_quantiles
-
             key = pd.MultiIndex.from_frame(fc[list(KEY)])
             size = self.size.reindex(key).fillna(np.inf).to_numpy(float)
             fc[quantile_columns(quantiles)] = nb_quantiles(fc["mean"].to_numpy(float), size,

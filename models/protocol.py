@@ -40,7 +40,8 @@ from scipy import stats
 
 __all__ = ["QUANTILES", "KEY", "TRAIN_COLUMNS", "FORECAST_COLUMNS", "ModelConfig", "Forecaster",
            "quantile_column", "quantile_columns", "forecast_columns", "check_train",
-           "check_forecast", "forecast_frame", "residual_quantiles", "row_quantiles"]
+           "check_forecast", "forecast_frame", "residual_quantiles", "row_quantiles",
+           "nb_quantiles"]
 
 #: Quantile levels every forecaster returns by default (the MILP reads q80..q99).
 QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.99)
@@ -328,3 +329,23 @@ def residual_quantiles(mean: np.ndarray, residuals: np.ndarray, history: np.ndar
         out[short] = _count_quantiles(mean[short], history[short], qs)
     out = np.clip(np.nan_to_num(out, nan=0.0), 0.0, None)
     return np.maximum.accumulate(out, axis=2)
+
+
+def nb_quantiles(mean: np.ndarray, size: np.ndarray,
+                 quantiles: Sequence[float] = QUANTILES) -> np.ndarray:
+    """(n, len(quantiles)) quantiles of a negative binomial with mean ``mean`` and size
+    ``size`` (variance mean + mean^2 / size); 0 where the mean is 0, Poisson where the size
+    is not finite or not positive."""
+    mean = np.asarray(mean, dtype="float64")
+    size = np.broadcast_to(np.asarray(size, dtype="float64"), mean.shape)
+    out = np.zeros((len(mean), len(quantiles)))
+    levels = np.asarray(quantiles, dtype="float64")[None, :]
+    pos = mean > 0
+    nb = pos & np.isfinite(size) & (size > 0)
+    po = pos & ~nb
+    if nb.any():
+        k = size[nb][:, None]
+        out[nb] = stats.nbinom.ppf(levels, k, k / (k + mean[nb][:, None]))
+    if po.any():
+        out[po] = stats.poisson.ppf(levels, mean[po][:, None])
+    return out
