@@ -379,16 +379,16 @@ def load_window(cfg: Config, sim: SimulateConfig) -> Window:
     festive = _festive(cfg, hist_dates + window, stores)
     ahead = [window[-1] + dt.timedelta(days=h) for h in range(1, HORIZON + 1)]
     promo = _promotions(cfg, hist_dates + window + ahead, store_ids, n_k, sku_pos, n)
-    world = _history(cfg, window, store_ids, n_k, sku_pos, n) if sim.history == "world" \
-        else (np.zeros((0, 0)), np.zeros((0, 0), bool), np.zeros((0, 0), bool))
+    world = {} if sim.history != "world" else dict(zip(
+        ("world_sold", "world_active", "world_censored"),
+        _history(cfg, window, store_ids, n_k, sku_pos, n), strict=True))
     return Window(start=start, days=total, pairs=pairs,
                   stores=store_inputs,
                   n_stores=n_s, n_skus=n_k, buckets=buckets, on_order=on_order,
                   demand=demand[:total], active=present[:total], expected=expected,
                   dispersion=dispersion, hist_dates=hist_dates, hist_sold=hist_sold,
                   hist_active=hist_active, hist_censored=hist_cens, festive=festive,
-                  promo=promo, world_sold=world[0], world_active=world[1],
-                  world_censored=world[2],
+                  promo=promo, **world,
                   world=_world_manifest(cfg),
                   sources={"inventory": str(_root(cfg, "inventory", before))},
                   warmup=sim.warmup_days)
