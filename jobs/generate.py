@@ -4,7 +4,9 @@ Raw tables go to the landing area ``$REPLENISH_HOME/landing/<table>/date=YYYY-MM
 upstream systems would drop their daily extracts (``replenish run ingest`` brings them into
 the lake); the ground truth goes to
 ``$REPLENISH_HOME/truth/demand/date=YYYY-MM-DD/`` and is never read for training. Each day is
-written as soon as it is simulated, so memory stays bounded whatever the scenario.
+written as soon as it is simulated, so memory stays bounded whatever the scenario. The
+``promotions`` partitions of the ``PROMOTIONS_AHEAD_DAYS`` days after the window are written too:
+promotions are planned, and the last nights' forecasts read them ahead (``jobs.schema``).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 
 from jobs.config import Config
 from jobs.lake import write_partition
-from jobs.schema import EXPIRY_COLUMNS, arrow_schema
+from jobs.schema import EXPIRY_COLUMNS, PROMOTIONS_AHEAD_DAYS, arrow_schema
 from jobs.world import SCENARIOS, DayResult, World
 
 __all__ = ["run", "GenerateResult"]
@@ -88,6 +90,18 @@ def _write_day(cfg: Config, r: DayResult) -> dict[str, int]:
     return {**{k: v.num_rows for k, v in out.items()}, "truth_demand": truth.num_rows}
 
 
+def _write_planned_promotions(cfg: Config, world: World) -> int:
+    """The promotions partitions of the ``PROMOTIONS_AHEAD_DAYS`` days after the window:
+    the promotion plan published ahead, which the last nights' forecasts read."""
+    n = 0
+    for d in range(world.days, world.days + PROMOTIONS_AHEAD_DAYS):
+        promos = world.promotion_discount(d)[1]
+        t = _table("promotions", {c: promos[c].to_numpy() for c in promos.columns})
+        write_partition(cfg.landing, "promotions", world.start + dt.timedelta(days=d), t)
+        n += t.num_rows
+    return n
+
+
 def _write_dimensions(cfg: Config, world: World) -> dict[str, int]:
     rows = {}
     for name, frame in (("stores", world.stores), ("skus", world.skus)):
@@ -126,6 +140,7 @@ def run(cfg: Config, scenario: str = "tiny", start: dt.date = dt.date(2025, 1, 1
             bar.update(1)
     if bar is not None:
         bar.close()
+    rows["promotions_ahead"] = _write_planned_promotions(cfg, world)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result = GenerateResult(scenario, seed, start, days, len(world.stores), len(world.skus),

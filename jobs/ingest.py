@@ -9,7 +9,10 @@ Sources:
 The output ``$REPLENISH_HOME/lake/raw/<table>/date=D/`` is what arrived, converted to Parquet
 but not judged: ``validate_raw`` decides which rows are good. Only that date's partitions are
 replaced, so re-running a date gives the same lake. Dimension snapshots (``stores``, ``skus``)
-are copied when the snapshot in force on D is not in the lake yet.
+are copied when the snapshot in force on D is not in the lake yet. With ``promotions``, the
+partitions of D+1..D+``PROMOTIONS_AHEAD_DAYS`` that have arrived (the promotion plan) are
+brought in too, each replacing its own raw partition, so the forecasts of D's coming week
+know their promoted days; each is brought in again on its own day.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.csv as pacsv
@@ -26,6 +30,7 @@ import pyarrow.parquet as pq
 
 from jobs.config import Config
 from jobs.lake import latest_snapshot_date, list_dates, partition_dir, replace_dir
+from jobs.schema import promotions_ahead
 
 __all__ = ["run", "IngestResult", "IngestError", "DAILY_TABLES", "DIMENSIONS", "OPTIONAL",
            "raw_root", "landing_dates"]
@@ -46,10 +51,16 @@ class IngestResult:
     source: str
     rows: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: Promotions partitions of the coming days brought in ahead: date -> rows.
+    promotions_ahead: dict[dt.date, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"ingest {self.run_date} from {self.source}:"]
         lines += [f"  {t:<12} {n:>12,} rows" for t, n in self.rows.items()]
+        if self.promotions_ahead:
+            days = sorted(self.promotions_ahead)
+            lines.append(f"  {'promotions':<12} {sum(self.promotions_ahead.values()):>12,} rows "
+                         f"ahead ({days[0]}..{days[-1]}, {len(days)} partition(s))")
         lines += [f"  {t:<12} skipped: {why}" for t, why in self.skipped.items()]
         return "\n".join(lines)
 
@@ -122,6 +133,12 @@ def _from_landing(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> In
             continue
         result.rows[table] = _copy_partition(table, run_date, partition_dir(
             cfg.landing, table, run_date), partition_dir(raw, table, run_date))
+        if table == "promotions":
+            for day in promotions_ahead(run_date):
+                src = partition_dir(cfg.landing, table, day)
+                if src.is_dir():
+                    result.promotions_ahead[day] = _copy_partition(
+                        table, day, src, partition_dir(raw, table, day))
     return result
 
 
@@ -151,36 +168,51 @@ def _from_postgres(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> I
     spark = get_spark(cfg, "replenish-ingest")
     url, props = _jdbc(cfg)
     result = IngestResult(run_date, "postgres")
-    raw = raw_root(cfg)
     for table in tables:
-        name = f"{cfg.source_schema}.{table}"
-        if table in DIMENSIONS:
-            query = f"(select * from {name}) as src"
-            part = run_date
-        else:
-            cols = spark.read.jdbc(url, f"(select * from {name} limit 0) as probe",
-                                   properties=props).columns
-            day_col = "date" if "date" in cols else "cast(ts as date)"
-            query = f"(select * from {name} where {day_col} = '{run_date.isoformat()}') as src"
-            part = run_date
-        try:
-            df = spark.read.jdbc(url, query, properties=props)
-        except Exception as exc:
-            raise IngestError(f"table {table!r}, partition date={run_date}: could not read "
-                              f"{name} from the source ({str(exc).splitlines()[0]})") from None
-        if "date" in df.columns:
-            df = df.drop("date")
-        folder = partition_dir(raw, table, part)
-        tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
-        df.write.mode("overwrite").parquet(str(tmp))
-        rows = spark.read.parquet(str(tmp)).count()
-        if table not in DIMENSIONS and rows == 0 and table not in OPTIONAL:
-            shutil.rmtree(tmp)
-            raise IngestError(f"table {table!r}, partition date={run_date}: the source table "
-                              f"{name} has no rows for that date")
-        replace_dir(tmp, folder)
+        rows = _pg_partition(cfg, spark, url, props, table, run_date, ahead=False)
+        assert rows is not None
         result.rows[table] = rows
+        if table == "promotions":
+            for day in promotions_ahead(run_date):
+                rows = _pg_partition(cfg, spark, url, props, table, day, ahead=True)
+                if rows is not None:
+                    result.promotions_ahead[day] = rows
     return result
+
+
+def _pg_partition(cfg: Config, spark: Any, url: str, props: dict[str, str], table: str,
+                  day: dt.date, ahead: bool) -> int | None:
+    """Read one date of a source table into its raw partition; its row count. A day brought
+    in ``ahead`` that the source has no rows for is left alone (None): the plan may not be
+    published yet."""
+    name = f"{cfg.source_schema}.{table}"
+    if table in DIMENSIONS:
+        query = f"(select * from {name}) as src"
+    else:
+        cols = spark.read.jdbc(url, f"(select * from {name} limit 0) as probe",
+                               properties=props).columns
+        day_col = "date" if "date" in cols else "cast(ts as date)"
+        query = f"(select * from {name} where {day_col} = '{day.isoformat()}') as src"
+    try:
+        df = spark.read.jdbc(url, query, properties=props)
+    except Exception as exc:
+        raise IngestError(f"table {table!r}, partition date={day}: could not read "
+                          f"{name} from the source ({str(exc).splitlines()[0]})") from None
+    if "date" in df.columns:
+        df = df.drop("date")
+    folder = partition_dir(raw_root(cfg), table, day)
+    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+    df.write.mode("overwrite").parquet(str(tmp))
+    rows = spark.read.parquet(str(tmp)).count()
+    if rows == 0 and ahead:
+        shutil.rmtree(tmp)
+        return None
+    if table not in DIMENSIONS and rows == 0 and table not in OPTIONAL:
+        shutil.rmtree(tmp)
+        raise IngestError(f"table {table!r}, partition date={day}: the source table "
+                          f"{name} has no rows for that date")
+    replace_dir(tmp, folder)
+    return rows
 
 
 def run(cfg: Config, run_date: dt.date, tables: tuple[str, ...] | None = None) -> IngestResult:

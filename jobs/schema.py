@@ -10,17 +10,30 @@ effect, and a reader uses the latest snapshot on or before its run date.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 __all__ = ["Column", "Table", "RAW_TABLES", "TRUTH_TABLES", "arrow_schema", "table",
-           "EXPIRY_COLUMNS", "ZONES", "schema_markdown"]
+           "EXPIRY_COLUMNS", "ZONES", "schema_markdown", "PROMOTIONS_AHEAD_DAYS",
+           "promotions_ahead"]
 
 #: Storage zones of a dark store; capacity is in litres per zone.
 ZONES = ("ambient", "chilled", "frozen")
 #: Inventory units by days to expiry: exp_1d expire at the end of the snapshot's next day.
 EXPIRY_COLUMNS = tuple(f"exp_{d}d" for d in range(1, 8)) + ("exp_later",)
+#: Promotions are planned: the landing area may hold the ``promotions`` partitions of the
+#: next days too (date = the day they apply). Ingest and validation of run date D bring in
+#: those of D+1..D+PROMOTIONS_AHEAD_DAYS with D's, so the forecasts of the coming week know
+#: which of their days are promoted. Each is brought in again on its own day.
+PROMOTIONS_AHEAD_DAYS = 7
+
+
+def promotions_ahead(run_date: dt.date) -> list[dt.date]:
+    """The days whose promotions the run of ``run_date`` brings in ahead."""
+    return [run_date + dt.timedelta(days=k) for k in range(1, PROMOTIONS_AHEAD_DAYS + 1)]
+
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,8 @@ RAW_TABLES: dict[str, Table] = {t.name: t for t in (
         _c("festival_intensity", _F64, "0 normally; 0-1 in a festival's run-up and main day"),
         _c("is_payday", _BOOL, "First days of the month, when salaries land"),
     ), key=("region",)),
-    Table("promotions", "Promotions active on the day.", (
+    Table("promotions", "Promotions active on the day; the partitions of the next "
+          f"{PROMOTIONS_AHEAD_DAYS} days may arrive ahead (the promotion plan).", (
         _c("promo_id", _STR, "Promotion identifier"),
         _c("store_id", _I32, "Store"),
         _c("sku_id", _I32, "Product"),

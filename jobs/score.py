@@ -100,7 +100,8 @@ def future_rows(cfg: Config, run_date: dt.date, active: pd.DataFrame,
     to D, exactly what XGBoost learnt from (it takes the history of the first target day and
     the covariates of each). Covariates of the target days: the calendar (the clean table
     where present, else the Indian festival calendar ``jobs.world.calendar_rows``), the last
-    observed weather carried forward, no promotion (future promotions are not in the lake).
+    observed weather carried forward, the promotions of the clean ``promotions`` partitions
+    brought in ahead (``jobs.schema.PROMOTIONS_AHEAD_DAYS``; a day without one: no promotion).
     Only the stores of ``active`` are read. ``context``: ``_future_context``'s tables, read
     once for every chunk.
     """
@@ -159,7 +160,7 @@ def _future_context(cfg: Config, run_date: dt.date, horizon: int) -> dict[str, A
         weather = read_range(clean, "weather", w_days[0], w_days[-1]).to_pandas()
         last = weather.loc[weather["date"] == w_days[-1]]
         weather = pd.concat([weather, *[last.assign(date=d) for d in days]], ignore_index=True)
-    p_days = [d for d in list_dates(clean, "promotions") if lo <= d <= run_date]
+    p_days = [d for d in list_dates(clean, "promotions") if lo <= d <= days[-1]]
     promotions = (read_range(clean, "promotions", p_days[0], p_days[-1]).to_pandas()
                   if p_days else None)
     stores = read_snapshot(clean, "stores", run_date).to_pandas()

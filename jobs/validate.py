@@ -22,6 +22,12 @@ Then one row per (table, partition, rule) replaces that run's rows in
 ``reports/data_docs/replenish/run_date=D/``, and a :class:`ValidationError` is raised if a
 table check failed or a table quarantined more than ``cfg.quarantine_max_share``.
 
+With ``promotions``, the raw promotions partitions of D+1..D+``PROMOTIONS_AHEAD_DAYS`` that
+ingest brought in ahead (the promotion plan) are validated too, each as its own run of that
+date (its clean partition, data_quality rows and report), so the scoring's target days read
+validated promotions. A failed one is a warning of D's run, not a failure: its promotions
+stay out of clean until its own night gates it (``ValidationSummary.ahead``).
+
 ``run_features(cfg, D)`` checks ``lake/features/date=D`` against the feature catalog
 (``expectations.features``) and the active pairs of ``lake/demand_daily/date=D``.
 
@@ -90,7 +96,7 @@ from expectations.spark_rules import (
 )
 from jobs.config import Config
 from jobs.lake import latest_snapshot_date, list_dates, partition_dir, replace_dir, write_partition
-from jobs.schema import RAW_TABLES, arrow_schema
+from jobs.schema import RAW_TABLES, arrow_schema, promotions_ahead
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -154,6 +160,9 @@ class ValidationSummary:
     suite: str
     tables: Mapping[str, TableSummary]
     report: Path
+    #: The promotions partitions validated ahead (module docstring); a failed one is not a
+    #: failure of this run.
+    ahead: tuple[ValidationSummary, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -175,6 +184,11 @@ class ValidationSummary:
                       if t.rows_in is not None else "")
             lines.append(f"  {t.table:<12} {t.status:<7} {counts}")
             lines += [f"    warning: {w}" for w in t.warnings]
+        for a in self.ahead:
+            t = a["promotions"]
+            lines.append(f"  promotions {a.run_date} (ahead): {t.status}, {t.rows_accepted or 0:,} "
+                         f"of {t.rows_in or 0:,} rows accepted" + (
+                             "" if a.ok else " - kept out of clean until its own night"))
         return "\n".join(lines)
 
 
@@ -934,7 +948,27 @@ def run_raw(cfg: Config, run_date: dt.date, *, tables: Iterable[str] | None = No
         run.validate(table)
     run.build_docs()
     outcomes = [b.outcome() for b in run.outcomes.values()]
-    return _finish(cfg, run_date, "raw", outcomes)
+    ahead = _promotions_ahead(cfg, run_date, ge_engine, row_engine) if (
+        "promotions" in wanted) else ()
+    return _finish(cfg, run_date, "raw", outcomes, ahead)
+
+
+def _promotions_ahead(cfg: Config, run_date: dt.date, ge_engine: str, row_engine: str
+                      ) -> tuple[ValidationSummary, ...]:
+    """Validate the promotions partitions ingest brought in ahead, each as its own date's
+    run; a failure is returned (its summary), not raised."""
+    out = []
+    for day in promotions_ahead(run_date):
+        if not partition_dir(raw_root(cfg), "promotions", day).is_dir():
+            continue
+        run = _RawRun(cfg, day, ge_engine, row_engine)
+        run.validate("promotions")
+        run.build_docs()
+        try:
+            out.append(_finish(cfg, day, "raw", [b.outcome() for b in run.outcomes.values()]))
+        except ValidationError as err:
+            out.append(err.summary)
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------- features
@@ -1231,8 +1265,8 @@ def _check_pairs(cfg: Config, spark: SparkSession, b: _Builder, pair_keys: list[
 # ----------------------------------------------------------------------------- finish
 
 
-def _finish(cfg: Config, run_date: dt.date, suite: str,
-            outcomes: Sequence[TableOutcome]) -> ValidationSummary:
+def _finish(cfg: Config, run_date: dt.date, suite: str, outcomes: Sequence[TableOutcome],
+            ahead: tuple[ValidationSummary, ...] = ()) -> ValidationSummary:
     """Record data_quality, write the reports, then raise if anything failed."""
     reports = _write_reports(cfg, run_date, outcomes)
     _record(cfg, run_date, outcomes)
@@ -1240,7 +1274,7 @@ def _finish(cfg: Config, run_date: dt.date, suite: str,
     summary = ValidationSummary(run_date, suite, MappingProxyType({
         o.table: TableSummary(o.table, o.partition, o.status, o.rows_in, o.rows_accepted,
                               o.rows_quarantined, o.warnings, o.notes, reports.get(o.table))
-        for o in outcomes}), index)
+        for o in outcomes}), index, ahead)
     findings = [f for o in outcomes for f in o.findings]
     if findings:
         raise ValidationError(findings, report=index, summary=summary)

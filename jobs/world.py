@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.calendar_india import NATIONAL_HOLIDAYS, REGIONS, festival_intensity
+from jobs.schema import PROMOTIONS_AHEAD_DAYS
 
 __all__ = ["Scenario", "SCENARIOS", "World", "DayResult", "CATEGORIES", "HOURS",
            "ReorderRule", "fit_to_room", "ZONE_NAMES", "CAPACITY_DAYS"]
@@ -368,9 +369,11 @@ class World:
         self.w_temp, self.w_rain, self.w_hum = temp.round(1), rain.round(1), hum.round(2)
 
     def _build_promotions(self) -> None:
-        """Promotion events: (city index or -1 for all, sku index, first day, last day, disc)."""
+        """Promotion events: (city index or -1 for all, sku index, first day, last day, disc),
+        planned ``PROMOTIONS_AHEAD_DAYS`` past the window too (the plan published ahead)."""
         n_sku, rows = len(self.skus), []
-        for d in range(self.days):
+        planned = self.days + PROMOTIONS_AHEAD_DAYS
+        for d in range(planned):
             rng = np.random.default_rng([self.seed, 3, d])
             starts = np.nonzero(rng.random(n_sku) < 1 / 90)[0]  # ~4 events per SKU a year
             for k in starts:
@@ -379,7 +382,7 @@ class World:
                 disc = float(rng.choice([0.1, 0.15, 0.2, 0.25, 0.3]))
                 rows.append((city, int(k), d, d + length - 1, disc, "discount"))
         # Festival promotions for the categories a festival moves.
-        for d in range(self.days):
+        for d in range(planned):
             day = self.start + dt.timedelta(days=d)
             rng = np.random.default_rng([self.seed, 3, d, 1])
             for fest, _inten, off in festival_intensity(day):

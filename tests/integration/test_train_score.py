@@ -165,6 +165,38 @@ def test_score_forecasts_every_active_pair_with_the_champion(lake, tmp_path):
     assert again.rows == result.rows
 
 
+def test_the_target_days_know_their_promotions_brought_in_ahead(lake):
+    """Ingest of RUN brought in the promotion plan of RUN+1..RUN+7: the target rows the
+    scoring builds carry exactly those promotions (flag and discount), and a day whose plan
+    has not arrived has none."""
+    active = read_partition(lake.lake, "features", RUN,
+                            columns=["store_id", "sku_id"]).to_pandas()
+    days = [RUN + dt.timedelta(days=h) for h in range(1, 8)]
+    planned = pd.concat([read_partition(lake.lake / "clean", "promotions", d).to_pandas()
+                         .assign(date=d) for d in days])
+    planned = planned.merge(active, on=["store_id", "sku_id"])
+    assert planned["date"].nunique() >= 3, "the tiny world promotes something every week"
+    rows = score.future_rows(lake, RUN, active, 7)
+    rows["date"] = rows["date"].dt.date
+    got = rows.loc[rows["on_promotion"] > 0, ["store_id", "sku_id", "date", "discount_pct"]]
+    want = planned.groupby(["store_id", "sku_id", "date"], as_index=False)["discount_pct"].max()
+    pd.testing.assert_frame_equal(
+        got.sort_values(["store_id", "sku_id", "date"]).reset_index(drop=True),
+        want.sort_values(["store_id", "sku_id", "date"]).reset_index(drop=True),
+        check_dtype=False)
+    # Without the plan in the lake, the same rows have no promotion.
+    moved = lake.lake / "clean" / "promotions-ahead-hidden"
+    moved.mkdir()
+    try:
+        for d in days:
+            (lake.lake / "clean" / "promotions" / f"date={d}").rename(moved / f"date={d}")
+        assert score.future_rows(lake, RUN, active, 7)["on_promotion"].eq(0).all()
+    finally:
+        for d in days:
+            (moved / f"date={d}").rename(lake.lake / "clean" / "promotions" / f"date={d}")
+        moved.rmdir()
+
+
 def test_score_falls_back_when_the_champion_cannot_be_loaded(lake, tmp_path):
     cfg = _cfg(lake, tmp_path)
     first = train.run(cfg, RUN, ens=tiny_ensemble())

@@ -247,6 +247,50 @@ def test_absent_inventory_is_skipped_and_a_day_without_promotions_is_fine(
     assert clean.num_rows == 0 and clean.column_names == arrow_schema("promotions").names
 
 
+def test_promotions_brought_in_ahead_are_validated_as_their_own_dates(world: World) -> None:
+    """The run of D validated the promotion plan of D+1..D+7 (the generator publishes it a
+    week ahead and the fixture copied it to raw): clean partitions with the clean schema,
+    each with its own report and data_quality rows."""
+    cfg, summary = world.cfg, world.summary
+    ahead = [D + dt.timedelta(days=k) for k in range(1, 8)]
+    assert [a.run_date for a in summary.ahead] == ahead
+    for a in summary.ahead:
+        t = a["promotions"]
+        assert a.ok and t.partition == a.run_date and set(a.tables) == {"promotions"}
+        assert t.rows_in == t.rows_accepted == _raw(cfg, "promotions", a.run_date).num_rows
+        clean = pq.read_table(partition_dir(cfg.lake / "clean", "promotions", a.run_date))
+        assert clean.column_names == arrow_schema("promotions").names
+        assert clean.num_rows == t.rows_accepted
+        assert a.report.is_file()
+    assert f"promotions {ahead[0]} (ahead): ok" in summary.summary()
+
+
+def test_a_bad_ahead_partition_is_kept_out_without_failing_the_night(lake: Config) -> None:
+    """D+2's plan lost a column: D's run still passes, says so, and removes the stale clean
+    partition of D+2 (the night would otherwise forecast with last run's promotions); D+3's
+    row for an unknown SKU is quarantined, rows in = accepted + quarantined."""
+    plus2, plus3 = D + dt.timedelta(days=2), D + dt.timedelta(days=3)
+    assert partition_dir(lake.lake / "clean", "promotions", plus2).is_dir()
+    _put(lake, "promotions", _raw(lake, "promotions", plus2).drop_columns(["discount_pct"]),
+         plus2)
+    good = _raw(lake, "promotions", plus3)
+    bad = good.slice(0, 1)
+    bad = _replace(bad, "sku_id", pa.array([99_999], pa.int32()))
+    _put(lake, "promotions", pa.concat_tables([good, bad.cast(good.schema)]), plus3)
+    summary = validate.run_raw(lake, D, tables=("promotions",))
+    assert summary.ok
+    by_day = {a.run_date: a for a in summary.ahead}
+    assert not by_day[plus2].ok and by_day[plus2]["promotions"].status == "failed"
+    assert not partition_dir(lake.lake / "clean", "promotions", plus2).exists()
+    assert f"promotions {plus2} (ahead): failed" in summary.summary()
+    assert "kept out of clean until its own night" in summary.summary()
+    t = by_day[plus3]["promotions"]
+    assert (t.rows_in, t.rows_accepted, t.rows_quarantined) == (good.num_rows + 1,
+                                                                good.num_rows, 1)
+    quarantined = pq.read_table(partition_dir(lake.lake / "quarantine", "promotions", plus3))
+    assert quarantined.column("sku_id").to_pylist() == ["99999"]
+
+
 # ----------------------------------------------------------------------------- warnings
 
 

@@ -40,6 +40,23 @@ def test_same_seed_same_world_other_seed_other_world(tiny_world, tmp_path):
         read_partition(again.landing, "sales", TINY_START))
 
 
+def test_the_promotion_plan_published_ahead_is_what_those_days_bring(tiny_world, tmp_path):
+    """A 5-day window publishes the promotions of the 7 days after it, and they are the
+    promotions the longer world shows on those days; nothing else is written ahead."""
+    short = Config(home=tmp_path / "short")
+    result = generate.run(short, "tiny", TINY_START, 5, seed=7, progress=False)
+    end = TINY_START + dt.timedelta(days=4)
+    ahead = [end + dt.timedelta(days=k) for k in range(1, 8)]
+    assert list_dates(short.landing, "promotions")[-7:] == ahead
+    assert list_dates(short.landing, "sales")[-1] == end
+    rows = 0
+    for day in ahead:
+        planned = read_partition(short.landing, "promotions", day)
+        assert planned.equals(read_partition(tiny_world.landing, "promotions", day)), day
+        rows += planned.num_rows
+    assert rows > 0 and result.rows["promotions_ahead"] == rows
+
+
 def test_regenerating_a_date_replaces_it(tmp_path):
     cfg = Config(home=tmp_path / "h")
     generate.run(cfg, "tiny", TINY_START, 3, seed=1, progress=False)

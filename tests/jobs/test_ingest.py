@@ -25,12 +25,33 @@ def test_copies_every_table_for_the_date_only(landed):
     result = ingest.run(landed, DAY)
     raw = ingest.raw_root(landed)
     for table in ingest.DAILY_TABLES:
-        assert list_dates(raw, table) == [DAY]
+        if table != "promotions":
+            assert list_dates(raw, table) == [DAY]
         assert read_partition(raw, table, DAY).equals(read_partition(landed.landing, table, DAY))
         assert result.rows[table] == read_partition(landed.landing, table, DAY).num_rows
     # The dimension snapshot in force on DAY is the one of the first day.
     assert list_dates(raw, "stores") == [dt.date(2025, 3, 1)]
     assert "sales" in result.summary()
+
+
+def test_promotions_of_the_coming_week_come_in_ahead(landed):
+    """The window is 1-3 March and the generator published the promotion plan through
+    10 March: the run of 2 March brings in 3-9 March's promotions, not the 10th's."""
+    result = ingest.run(landed, DAY)
+    raw = ingest.raw_root(landed)
+    ahead = [DAY + dt.timedelta(days=k) for k in range(1, 8)]
+    assert list_dates(raw, "promotions") == [DAY, *ahead]
+    assert sorted(result.promotions_ahead) == ahead
+    for day in ahead:
+        assert read_partition(raw, "promotions", day).equals(
+            read_partition(landed.landing, "promotions", day))
+        assert result.promotions_ahead[day] == read_partition(raw, "promotions", day).num_rows
+    assert "ahead (2025-03-03..2025-03-09, 7 partition(s))" in result.summary()
+    # Only the promotions come in ahead, and not when they were not asked for.
+    assert list_dates(raw, "sales") == [DAY]
+    again = ingest.run(landed, DAY + dt.timedelta(days=1), tables=("sales",))
+    assert not again.promotions_ahead
+    assert list_dates(raw, "promotions")[-1] == ahead[-1]
 
 
 def test_rerun_replaces_the_partition_with_identical_files(landed):
