@@ -219,9 +219,11 @@ def verdict_lines(text: str) -> list[str]:
 
 def clean_from_raw(cfg, dates: list[dt.date]) -> None:
     """Copy raw partitions to clean, cast to the schema (the backfill's stand-in for
-    validate_raw, which is timed separately on one night)."""
+    validate_raw, which is timed separately on one night), with the promotions ingest
+    brought in ahead of the last date."""
     from jobs.ingest import DAILY_TABLES, DIMENSIONS, raw_root
     from jobs.lake import list_dates, read_partition, write_partition
+    from jobs.schema import promotions_ahead
 
     raw = raw_root(cfg)
     clean = cfg.lake / "clean"
@@ -230,7 +232,8 @@ def clean_from_raw(cfg, dates: list[dt.date]) -> None:
             write_partition(clean, table, day, read_partition(raw, table, day))
     for table in DAILY_TABLES:
         have = set(list_dates(raw, table))
-        for day in dates:
+        days = dates + (promotions_ahead(dates[-1]) if table == "promotions" and dates else [])
+        for day in days:
             if day in have:
                 write_partition(clean, table, day, read_partition(raw, table, day))
 
