@@ -93,6 +93,7 @@ from jobs.config import Config
 from jobs.lake import latest_snapshot_date, list_dates, partition_dir, read_partition
 from jobs.world import SCENARIOS, ZONE_NAMES, ReorderRule, World, fit_to_room
 from models.baselines import WeekdayProfile
+from models.events import promotion_elasticity, promotion_uplift
 from optimize.demand import daily_variance, gamma_mean_above
 from optimize.inputs import EXPIRY_COLUMNS, QUANTILE_COLUMNS, PlanConfig, StoreInputs
 from optimize.simulate import (
@@ -777,48 +778,6 @@ class HistoryForecast:
         if self.promotions:
             out[cols] = out[cols].to_numpy(float) * lift[idx].reshape(-1, 1)
         return out
-
-
-def promotion_uplift(discount: np.ndarray, elasticity: np.ndarray) -> np.ndarray:
-    """Demand multiplier of a price cut: (1 - discount) ** -elasticity (1 without one)."""
-    d = np.clip(np.asarray(discount, float), 0.0, 0.95)
-    return np.exp(-np.asarray(elasticity, float) * np.log1p(-d))
-
-
-def promotion_elasticity(y: np.ndarray, discount: np.ndarray, group: np.ndarray,
-                         prior_days: float = 30.0, cap: float = 4.0) -> np.ndarray:
-    """Per row of ``y`` (pairs x days, NaN = unobserved), the price elasticity of its
-    ``group`` (a category), learnt from the history: the e that makes the promoted days'
-    sales equal their pair's mean on plain days times (1 - discount) ** -e, summed over the
-    group (one equation, solved by Newton's method; a few promoted days of one SKU say
-    little, a category's say more). A group with few promoted pair-days leans towards the
-    pooled estimate (weight ``prior_days``); clipped to [0, cap]; 0 without any promotion."""
-    y = np.asarray(y, float)
-    disc = np.clip(np.asarray(discount, float), 0.0, 0.95)
-    ok = np.isfinite(y)
-    plain = ok & (disc <= 0)
-    n_plain = plain.sum(axis=1)
-    base = np.divide(np.where(plain, y, 0.0).sum(axis=1), n_plain,
-                     out=np.zeros(len(y)), where=n_plain > 0)
-    r, c = np.nonzero(ok & (disc > 0) & (base > 0)[:, None])
-    g = np.asarray(group, int)[r]
-    n_g = int(np.asarray(group, int).max(initial=-1)) + 2  # the last slot: all groups pooled
-    g = np.concatenate([g, np.full(len(r), n_g - 1)])
-    x = np.tile(-np.log1p(-disc[r, c]), 2)
-    b = np.tile(base[r], 2)
-    target = np.bincount(g, np.tile(y[r, c], 2), minlength=n_g)
-    count = np.bincount(g, minlength=n_g).astype(float)
-    e = np.zeros(n_g)
-    for _ in range(20):  # sum b exp(e x) = target: increasing and convex in e
-        w = b * np.exp(e[g] * x)
-        f = np.bincount(g, w, minlength=n_g) - target
-        slope = np.bincount(g, w * x, minlength=n_g)
-        e = np.clip(e - np.divide(f, slope, out=np.zeros(n_g), where=slope > 0), 0.0, cap)
-    pooled = e[-1]
-    weight = count[:-1] + prior_days
-    shrunk = np.divide(count[:-1] * e[:-1] + prior_days * pooled, weight,
-                       out=np.full(n_g - 1, pooled), where=weight > 0)
-    return np.where(count[-1] > 0, shrunk, 0.0)[np.asarray(group, int)]
 
 
 class LakeForecast:

@@ -64,8 +64,10 @@ class EnsembleConfig:
     weights (``EnsembleWeights(per_quantile=...)``). ``imputed_events``: event kinds
     (``models.events.EVENTS``) whose days TSB, ARIMA and the weekday moving average see
     imputed from plain days, in fit and scoring, and Prophet in scoring (its level correction
-    and fallbacks; it fits on the raw days, festivals being its holidays); empty: raw history
-    for all. ``quick``: small settings for tests and demos.
+    and fallbacks; it fits on the raw festival days, its holidays); with ``promotion``, their
+    forecasts of promoted target days are lifted by a price elasticity per category learnt
+    from the history (``models.events``); empty: raw history for all. ``quick``: small
+    settings for tests and demos.
     """
 
     horizon: int = 7
@@ -90,7 +92,7 @@ class EnsembleConfig:
     weights_objective: str = "wape"
     shrinkage: float = 200.0
     quantile_weights: bool = True
-    imputed_events: tuple[str, ...] = ("festival",)
+    imputed_events: tuple[str, ...] = ("festival", "promotion")
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.members) - set(MEMBERS))

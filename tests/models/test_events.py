@@ -9,7 +9,13 @@ import pytest
 
 from models.baselines import CrostonTSB, WeekdayProfile
 from models.ensemble_model import EnsembleConfig, make_members
-from models.events import EventFree, impute_event_days
+from models.events import (
+    POOLED,
+    EventFree,
+    impute_event_days,
+    learn_elasticity,
+    lift_promoted_days,
+)
 from models.protocol import ModelConfig
 
 START = pd.Timestamp("2025-03-03")  # a Monday
@@ -167,3 +173,86 @@ def test_the_ensemble_imputes_a_chunk_once_for_all_its_wrapped_members(monkeypat
     out, flags = model.member_forecasts(history, None, 7)
     assert not flags and set(out) == {"a", "b"}
     assert calls == [len(history)]
+
+
+def promoted_history(e_by_category: dict[str, float], days: int = 56) -> pd.DataFrame:
+    """Two SKUs per category selling 10 and 20 a day, promoted at 20% off on a few days
+    with demand lifted by (1 - 0.2) ** -e; one festival day at 3x, unpromoted."""
+    parts = []
+    for k, (cat, e) in enumerate(e_by_category.items()):
+        for j, level in enumerate((10.0, 20.0)):
+            y = np.full(days, level)
+            promo = np.zeros(days, dtype=bool)
+            promo[[10 + j, 11 + j, 30 + j, 31 + j, 45]] = True
+            y[promo] = level * 0.8 ** -e
+            fest = np.zeros(days)
+            fest[20] = 1.0
+            y[20] = 3 * level
+            part = frame(list(y), list(fest), list(promo), sku=2 * k + j + 1)
+            part["discount_pct"] = np.where(promo, 0.2, np.nan)
+            part["category"] = cat
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_the_elasticity_is_learnt_per_category_from_promoted_against_plain_days():
+    history = promoted_history({"dairy": 1.5, "snacks": 0.5})
+    e = learn_elasticity(history, prior_days=0.0)
+    assert e["dairy"] == pytest.approx(1.5, abs=1e-6)
+    assert e["snacks"] == pytest.approx(0.5, abs=1e-6)
+    assert 0.5 < e[POOLED] < 1.5
+    # a category with few promoted days leans on the pooled estimate
+    shrunk = learn_elasticity(history, prior_days=30.0)
+    assert 0.5 < shrunk["snacks"] < 0.9 and 1.1 < shrunk["dairy"] < 1.5
+    assert learn_elasticity(history.drop(columns="discount_pct")) == {}
+
+
+def test_a_promoted_target_day_is_lifted_by_its_categorys_elasticity():
+    history = promoted_history({"dairy": 1.5, "snacks": 0.5})
+    cutoff = history["date"].max()
+    member = EventFree(WeekdayProfile(), ("festival", "promotion")).fit(history, ModelConfig())
+    plain = member.predict(7, (0.5, 0.9))
+    day2 = cutoff + pd.Timedelta(days=2)
+    future = pd.DataFrame({"store_id": 1, "sku_id": [1, 3, 4], "date": day2,
+                           "on_promotion": [1.0, 1.0, 0.0], "discount_pct": [0.3, 0.3, np.nan],
+                           "category_code": [0, 1, 1]})
+    future["category"] = ["dairy", "snacks", "snacks"]
+    lifted = member.predict(7, (0.5, 0.9), future=future)
+    ratio = (lifted.set_index(["sku_id", "target_date"])["q90"]
+             / plain.set_index(["sku_id", "target_date"])["q90"])
+    e = member.elasticity
+    assert ratio[(1, day2)] == pytest.approx(0.7 ** -e["dairy"])
+    assert ratio[(3, day2)] == pytest.approx(0.7 ** -e["snacks"])
+    assert ratio.drop([(1, day2), (3, day2)]).eq(1.0).all()  # every other row as it was
+    # The promoted history days are imputed: the plain days' level, not lifted by them.
+    assert plain.loc[plain["sku_id"] == 1, "mean"].mean() == pytest.approx(10.0, rel=0.02)
+    # The feature rows' category codes when there is no category column; an unknown one
+    # takes the pooled elasticity.
+    coded = lift_promoted_days(plain, future.drop(columns="category"), {"0": 1.0, POOLED: 2.0})
+    got = coded.set_index(["sku_id", "target_date"])["mean"] / plain.set_index(
+        ["sku_id", "target_date"])["mean"]
+    assert got[(1, day2)] == pytest.approx(0.7 ** -1.0)
+    assert got[(3, day2)] == pytest.approx(0.7 ** -2.0)
+    # Scoring from history lifts alike; a wrapper pickled before elasticities had none.
+    scored = member.forecast_from(history, 7, (0.5, 0.9), future=future)
+    pd.testing.assert_frame_equal(scored, lifted)
+    old = pickle.loads(pickle.dumps(member))
+    del old.__dict__["elasticity"]
+    assert old.forecast_from(history, 7, (0.5, 0.9), future=future)["mean"].equals(
+        plain["mean"])
+
+
+def test_the_default_ensemble_knows_promotions_and_prophet_fits_without_them():
+    assert EnsembleConfig().imputed_events == ("festival", "promotion")
+    seen = {}
+
+    class Spy:
+        name = "spy"
+
+        def fit(self, train, cfg=None):
+            seen["fit"] = train["y"].tolist()
+            return self
+
+    raw = frame([1.0] * 7 + [9.0, 5.0], [0.0] * 7 + [1.0, 0.0], promo=[False] * 8 + [True])
+    EventFree(Spy(), ("festival", "promotion"), on_fit=False).fit(raw)
+    assert seen["fit"][-2:] == [9.0, 1.0]  # the festival day kept, the promoted day imputed
