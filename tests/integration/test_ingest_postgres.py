@@ -28,6 +28,13 @@ def source(pg):
                                       rain_mm double precision, humidity double precision);
             insert into src.weather values ('2025-04-02', 'Delhi', 35.0, 0, 0.3),
                                            ('2025-04-03', 'Delhi', 36.0, 0, 0.3);
+            create table src.promotions (date date, promo_id text, store_id int, sku_id int,
+                                         discount_pct double precision, promo_type text);
+            insert into src.promotions values
+              ('2025-04-02', 'P1', 1, 1, 0.2, 'discount'),
+              ('2025-04-04', 'P2', 1, 2, 0.1, 'discount'),
+              ('2025-04-04', 'P2', 2, 2, 0.1, 'discount'),
+              ('2025-04-10', 'P3', 1, 1, 0.3, 'festival');
             create table src.stores (store_id int, store_name text);
             insert into src.stores values (1, 'A'), (2, 'B');
         """)
@@ -54,3 +61,15 @@ def test_missing_source_url_is_explained(source):
 def test_empty_source_day_is_an_error(spark, source):
     with pytest.raises(ingest.IngestError, match="has no rows for that date"):
         ingest.run(source, dt.date(2025, 5, 1), tables=("sales",))
+
+
+def test_the_promotion_plan_of_the_coming_week_comes_in_ahead(spark, source):
+    """The run of 2 April reads 3-9 April's promotions too: only the days the source has
+    rows for become partitions (4 April), the 10th is beyond the week."""
+    result = ingest.run(source, DAY, tables=("promotions",))
+    raw = ingest.raw_root(source)
+    assert result.rows == {"promotions": 1}
+    assert result.promotions_ahead == {dt.date(2025, 4, 4): 2}
+    assert list_dates(raw, "promotions") == [DAY, dt.date(2025, 4, 4)]
+    ahead = read_partition(raw, "promotions", dt.date(2025, 4, 4)).to_pandas()
+    assert sorted(ahead.store_id) == [1, 2] and "date" not in ahead.columns
