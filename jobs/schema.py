@@ -35,7 +35,6 @@ def promotions_ahead(run_date: dt.date) -> list[dt.date]:
     return [run_date + dt.timedelta(days=k) for k in range(1, PROMOTIONS_AHEAD_DAYS + 1)]
 
 
-
 @dataclass(frozen=True)
 class Column:
     name: str

@@ -25,8 +25,10 @@ table check failed or a table quarantined more than ``cfg.quarantine_max_share``
 With ``promotions``, the raw promotions partitions of D+1..D+``PROMOTIONS_AHEAD_DAYS`` that
 ingest brought in ahead (the promotion plan) are validated too, each as its own run of that
 date (its clean partition, data_quality rows and report), so the scoring's target days read
-validated promotions. A failed one is a warning of D's run, not a failure: its promotions
-stay out of clean until its own night gates it (``ValidationSummary.ahead``).
+validated promotions. A failed one is a warning of D's run, not a failure, and is gated
+again on its own night (``ValidationSummary.ahead``): after a failed table check its
+partition stays out of clean; after too many quarantined rows, its accepted rows are in
+clean, as on any night.
 
 ``run_features(cfg, D)`` checks ``lake/features/date=D`` against the feature catalog
 (``expectations.features``) and the active pairs of ``lake/demand_daily/date=D``.
@@ -188,7 +190,8 @@ class ValidationSummary:
             t = a["promotions"]
             lines.append(f"  promotions {a.run_date} (ahead): {t.status}, {t.rows_accepted or 0:,} "
                          f"of {t.rows_in or 0:,} rows accepted" + (
-                             "" if a.ok else " - kept out of clean until its own night"))
+                             "" if a.ok else " - gated again on its own night" + (
+                                 "; kept out of clean" if t.rows_accepted is None else "")))
         return "\n".join(lines)
 
 

@@ -283,7 +283,7 @@ def test_a_bad_ahead_partition_is_kept_out_without_failing_the_night(lake: Confi
     assert not by_day[plus2].ok and by_day[plus2]["promotions"].status == "failed"
     assert not partition_dir(lake.lake / "clean", "promotions", plus2).exists()
     assert f"promotions {plus2} (ahead): failed" in summary.summary()
-    assert "kept out of clean until its own night" in summary.summary()
+    assert "gated again on its own night; kept out of clean" in summary.summary()
     t = by_day[plus3]["promotions"]
     assert (t.rows_in, t.rows_accepted, t.rows_quarantined) == (good.num_rows + 1,
                                                                 good.num_rows, 1)
