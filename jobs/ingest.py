@@ -115,7 +115,8 @@ def _copy_partition(table: str, day: dt.date, src_dir: Path, dst_dir: Path) -> i
     return rows
 
 
-def _from_landing(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> IngestResult:
+def _from_landing(cfg: Config, run_date: dt.date, tables: tuple[str, ...],
+                  ahead: bool) -> IngestResult:
     result = IngestResult(run_date, "landing")
     raw = raw_root(cfg)
     for table in tables:
@@ -133,7 +134,7 @@ def _from_landing(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> In
             continue
         result.rows[table] = _copy_partition(table, run_date, partition_dir(
             cfg.landing, table, run_date), partition_dir(raw, table, run_date))
-        if table == "promotions":
+        if table == "promotions" and ahead:
             for day in promotions_ahead(run_date):
                 src = partition_dir(cfg.landing, table, day)
                 if src.is_dir():
@@ -160,7 +161,8 @@ def _jdbc(cfg: Config) -> tuple[str, dict[str, str]]:
     return url, props
 
 
-def _from_postgres(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> IngestResult:
+def _from_postgres(cfg: Config, run_date: dt.date, tables: tuple[str, ...],
+                   ahead: bool) -> IngestResult:
     """Each source table has the raw columns; daily tables also a ``date`` column (sales may
     have only ``ts``, whose day is used)."""
     from jobs.spark import get_spark
@@ -172,7 +174,7 @@ def _from_postgres(cfg: Config, run_date: dt.date, tables: tuple[str, ...]) -> I
         rows = _pg_partition(cfg, spark, url, props, table, run_date, ahead=False)
         assert rows is not None
         result.rows[table] = rows
-        if table == "promotions":
+        if table == "promotions" and ahead:
             for day in promotions_ahead(run_date):
                 rows = _pg_partition(cfg, spark, url, props, table, day, ahead=True)
                 if rows is not None:
@@ -215,15 +217,18 @@ def _pg_partition(cfg: Config, spark: Any, url: str, props: dict[str, str], tabl
     return rows
 
 
-def run(cfg: Config, run_date: dt.date, tables: tuple[str, ...] | None = None) -> IngestResult:
-    """Ingest ``run_date``'s partitions of ``tables`` (default: all raw tables)."""
+def run(cfg: Config, run_date: dt.date, tables: tuple[str, ...] | None = None,
+        ahead: bool = True) -> IngestResult:
+    """Ingest ``run_date``'s partitions of ``tables`` (default: all raw tables) and, with
+    ``ahead`` and ``promotions``, the promotions of the coming week that have arrived (a
+    backfill asks it of its last date only, ``jobs.steps``)."""
     tables = tables or DIMENSIONS + DAILY_TABLES
     unknown = sorted(set(tables) - set(DIMENSIONS + DAILY_TABLES))
     if unknown:
         raise ValueError(f"unknown tables {unknown}; raw tables are {DIMENSIONS + DAILY_TABLES}")
     if cfg.ingest_source == "postgres":
-        return _from_postgres(cfg, run_date, tables)
-    return _from_landing(cfg, run_date, tables)
+        return _from_postgres(cfg, run_date, tables, ahead)
+    return _from_landing(cfg, run_date, tables, ahead)
 
 
 def landing_dates(cfg: Config) -> list[dt.date]:

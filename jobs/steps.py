@@ -25,6 +25,10 @@ class Step:
     function: str
     doc: str
     ranged: bool = False  # the function accepts (cfg, start=..., end=...)
+    #: The function takes ``ahead`` (bring in / gate the promotions of the coming week). A
+    #: range asks it of its last date only: every earlier date's coming week is in the range,
+    #: and each date of it is done on its own.
+    ahead: bool = False
 
     def load(self) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), self.function)
@@ -32,10 +36,12 @@ class Step:
 
 STEPS: dict[str, Step] = {s.name: s for s in (
     Step("ingest", "jobs.ingest", "run",
-         "bring the day's raw partitions from the landing area (or PostgreSQL) into lake/raw"),
+         "bring the day's raw partitions from the landing area (or PostgreSQL) into lake/raw, "
+         "and the promotions of the coming week that have arrived", ahead=True),
     Step("validate_raw", "jobs.validate", "run_raw",
          "Great Expectations gates on the raw partitions: clean rows to lake/clean, the rest "
-         "to lake/quarantine, one data_quality row per rule in the warehouse"),
+         "to lake/quarantine, one data_quality row per rule in the warehouse; the promotions "
+         "of the coming week too", ahead=True),
     Step("build_features", "jobs.build_features", "run",
          "demand_daily and the feature table for the date(s), reading a 30-day lookback",
          ranged=True),
@@ -90,5 +96,6 @@ def run_step(cfg: Config, name: str, start: dt.date, end: dt.date | None = None,
     results = []
     for day in tqdm(days, desc=name, unit="day", disable=not progress or len(days) == 1,
                     file=sys.stderr):
-        results.append(func(cfg, day))
+        extra = {"ahead": day == days[-1]} if step.ahead else {}
+        results.append(func(cfg, day, **extra))
     return results

@@ -935,12 +935,15 @@ class _RawRun:
 
 
 def run_raw(cfg: Config, run_date: dt.date, *, tables: Iterable[str] | None = None,
-            ge_engine: str = "auto", row_engine: str = "auto") -> ValidationSummary:
+            ge_engine: str = "auto", row_engine: str = "auto",
+            ahead: bool = True) -> ValidationSummary:
     """Validate the raw partitions of ``run_date``; write clean, quarantine, data_quality and
     the report; raise ValidationError if a table failed (see the module docstring).
 
     ``tables`` restricts the run (e.g. to re-validate one table after a fix); known-key
     rules then use the clean snapshot in force, which an earlier run must have written.
+    ``ahead``: with ``promotions``, gate the coming week's promotions too (module docstring;
+    a backfill asks it of its last date only, ``jobs.steps``).
     """
     wanted = list(RAW_ORDER) if tables is None else list(tables)
     unknown = sorted(set(wanted) - set(RAW_SUITES))
@@ -951,9 +954,9 @@ def run_raw(cfg: Config, run_date: dt.date, *, tables: Iterable[str] | None = No
         run.validate(table)
     run.build_docs()
     outcomes = [b.outcome() for b in run.outcomes.values()]
-    ahead = _promotions_ahead(cfg, run_date, ge_engine, row_engine) if (
-        "promotions" in wanted) else ()
-    return _finish(cfg, run_date, "raw", outcomes, ahead)
+    gated = _promotions_ahead(cfg, run_date, ge_engine, row_engine) if (
+        ahead and "promotions" in wanted) else ()
+    return _finish(cfg, run_date, "raw", outcomes, gated)
 
 
 def _promotions_ahead(cfg: Config, run_date: dt.date, ge_engine: str, row_engine: str

@@ -54,6 +54,24 @@ def test_promotions_of_the_coming_week_come_in_ahead(landed):
     assert list_dates(raw, "promotions")[-1] == ahead[-1]
 
 
+def test_a_backfill_brings_promotions_ahead_of_its_last_date_only(landed, monkeypatch):
+    """Over 1-3 March the earlier dates' coming weeks are in the range or in the last
+    date's, so only the 3rd brings promotions in ahead (4-10 March): the same raw lake as
+    night by night, each partition copied once."""
+    from jobs.steps import run_step
+
+    copied = []
+    real = ingest._copy_partition
+    monkeypatch.setattr(ingest, "_copy_partition",
+                        lambda table, day, *a: copied.append((table, day)) or real(table, day, *a))
+    results = run_step(landed, "ingest", dt.date(2025, 3, 1), dt.date(2025, 3, 3),
+                       progress=False)
+    assert [bool(r.promotions_ahead) for r in results] == [False, False, True]
+    days = list_dates(ingest.raw_root(landed), "promotions")
+    assert days == [dt.date(2025, 3, d) for d in range(1, 11)]
+    assert sorted(d for t, d in copied if t == "promotions") == days  # each once
+
+
 def test_rerun_replaces_the_partition_with_identical_files(landed):
     ingest.run(landed, DAY)
     folder = partition_dir(ingest.raw_root(landed), "sales", DAY)
