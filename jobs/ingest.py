@@ -21,6 +21,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -171,29 +172,35 @@ def _from_postgres(cfg: Config, run_date: dt.date, tables: tuple[str, ...],
     url, props = _jdbc(cfg)
     result = IngestResult(run_date, "postgres")
     for table in tables:
-        rows = _pg_partition(cfg, spark, url, props, table, run_date, ahead=False)
+        name = f"{cfg.source_schema}.{table}"
+        if table in DIMENSIONS:
+            day_col = None
+        else:  # the date column, probed once per table
+            cols = spark.read.jdbc(url, f"(select * from {name} limit 0) as probe",
+                                   properties=props).columns
+            day_col = "date" if "date" in cols else "cast(ts as date)"
+        read = partial(_pg_partition, cfg, spark, url, props, table, day_col)
+        rows = read(run_date, ahead=False)
         assert rows is not None
         result.rows[table] = rows
         if table == "promotions" and ahead:
             for day in promotions_ahead(run_date):
-                rows = _pg_partition(cfg, spark, url, props, table, day, ahead=True)
+                rows = read(day, ahead=True)
                 if rows is not None:
                     result.promotions_ahead[day] = rows
     return result
 
 
 def _pg_partition(cfg: Config, spark: Any, url: str, props: dict[str, str], table: str,
-                  day: dt.date, ahead: bool) -> int | None:
-    """Read one date of a source table into its raw partition; its row count. A day brought
-    in ``ahead`` that the source has no rows for is left alone (None): the plan may not be
+                  day_col: str | None, day: dt.date, ahead: bool) -> int | None:
+    """Read one date of a source table (``day_col``: its date expression; None for a
+    dimension, read whole) into its raw partition; its row count. A day brought in
+    ``ahead`` that the source has no rows for is left alone (None): the plan may not be
     published yet."""
     name = f"{cfg.source_schema}.{table}"
-    if table in DIMENSIONS:
+    if day_col is None:
         query = f"(select * from {name}) as src"
     else:
-        cols = spark.read.jdbc(url, f"(select * from {name} limit 0) as probe",
-                               properties=props).columns
-        day_col = "date" if "date" in cols else "cast(ts as date)"
         query = f"(select * from {name} where {day_col} = '{day.isoformat()}') as src"
     try:
         df = spark.read.jdbc(url, query, properties=props)

@@ -210,32 +210,32 @@ def _categories(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(POOLED, index=frame.index)
 
 
-def _promoted(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(promoted with a price cut, the discount) per row; nothing without the columns."""
-    if "on_promotion" not in frame.columns or "discount_pct" not in frame.columns:
-        return np.zeros(len(frame), dtype=bool), np.zeros(len(frame))
+def _discounts(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's price cut: ``discount_pct`` on ``promotion`` event days, else 0 (all 0
+    without either column)."""
+    if "discount_pct" not in frame.columns:
+        return np.zeros(len(frame))
     disc = np.nan_to_num(pd.to_numeric(frame["discount_pct"], errors="coerce")
                          .to_numpy(dtype="float64"))
-    on = frame["on_promotion"].fillna(False).astype(bool).to_numpy()
-    return on & (disc > 0), np.where(on, disc, 0.0)
+    return np.where(_event_mask(frame, ("promotion",)), disc, 0.0)
 
 
 def learn_elasticity(frame: pd.DataFrame, prior_days: float = 30.0) -> dict[str, float]:
     """Price elasticity per category (and ``POOLED``) from a training frame's raw days: its
     promoted days against the mean of their series' plain days (neither promoted nor
     festive). Empty without promotion columns or promoted days."""
-    promoted, disc = _promoted(frame)
-    if not promoted.any():
+    disc = _discounts(frame)
+    if not (disc > 0).any():
         return {}
     y = frame["y"].to_numpy(dtype="float64")
     festive = _event_mask(frame, ("festival",))
-    on = frame["on_promotion"].fillna(False).astype(bool).to_numpy()
-    plain = ~on & ~festive
+    plain = ~_event_mask(frame, ("promotion",)) & ~festive
     series = frame.groupby(list(_KEY), sort=False).ngroup().to_numpy()
-    count = np.bincount(series[plain], minlength=series.max() + 1)
-    base = np.divide(np.bincount(series[plain], y[plain], minlength=series.max() + 1), count,
-                     out=np.zeros(series.max() + 1), where=count > 0)[series]
-    use = promoted & ~festive & (base > 0)
+    n = int(series.max()) + 1
+    count = np.bincount(series[plain], minlength=n)
+    base = np.divide(np.bincount(series[plain], y[plain], minlength=n), count,
+                     out=np.zeros(n), where=count > 0)[series]
+    use = (disc > 0) & ~festive & (base > 0)
     codes, names = pd.factorize(_categories(frame)[use])
     e, pooled = fit_elasticity(y[use], disc[use], base[use], codes, len(names), prior_days)
     out = {str(name): round(float(v), 6) for name, v in zip(names, e, strict=True)}
@@ -250,7 +250,8 @@ def lift_promoted_days(fc: pd.DataFrame, future: pd.DataFrame | None,
     elasticity (the pooled one for a category not learnt). Unchanged without either."""
     if not elasticity or future is None or len(fc) == 0:
         return fc
-    promoted, disc = _promoted(future)
+    disc = _discounts(future)
+    promoted = disc > 0
     if not promoted.any():
         return fc
     rows = future.loc[promoted]

@@ -101,22 +101,28 @@ def test_event_free_tsb_is_not_lifted_by_a_festival_it_has_seen():
     assert again.name == "tsb" and again.cutoff == bare.cutoff
 
 
+class Spy:
+    """A member that records the ``y`` it is fitted and scored on."""
+
+    name = "spy"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[float]] = {}
+
+    def fit(self, train, cfg=None):
+        self.seen["fit"] = train["y"].tolist()
+        return self
+
+    def forecast_from(self, history, horizon, quantiles, future=None):
+        self.seen["scored"] = history["y"].tolist()
+
+
 def test_on_fit_false_fits_on_the_raw_days():
-    seen = {}
-
-    class Spy:
-        name = "spy"
-
-        def fit(self, train, cfg=None):
-            seen["fit"] = train["y"].tolist()
-            return self
-
-        def forecast_from(self, history, horizon, quantiles, future=None):
-            seen["scored"] = history["y"].tolist()
-
     raw = frame([1.0] * 7 + [9.0], [0.0] * 7 + [1.0])
-    member = EventFree(Spy(), on_fit=False).fit(raw)
+    spy = Spy()
+    member = EventFree(spy, on_fit=False).fit(raw)
     member.forecast_from(raw, 7, (0.5,))
+    seen = spy.seen
     assert seen["fit"][-1] == 9.0 and seen["scored"][-1] == 1.0
 
 
@@ -244,15 +250,8 @@ def test_a_promoted_target_day_is_lifted_by_its_categorys_elasticity():
 
 def test_the_default_ensemble_knows_promotions_and_prophet_fits_without_them():
     assert EnsembleConfig().imputed_events == ("festival", "promotion")
-    seen = {}
-
-    class Spy:
-        name = "spy"
-
-        def fit(self, train, cfg=None):
-            seen["fit"] = train["y"].tolist()
-            return self
-
     raw = frame([1.0] * 7 + [9.0, 5.0], [0.0] * 7 + [1.0, 0.0], promo=[False] * 8 + [True])
-    EventFree(Spy(), ("festival", "promotion"), on_fit=False).fit(raw)
+    spy = Spy()
+    EventFree(spy, ("festival", "promotion"), on_fit=False).fit(raw)
+    seen = spy.seen
     assert seen["fit"][-2:] == [9.0, 1.0]  # the festival day kept, the promoted day imputed
