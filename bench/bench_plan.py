@@ -361,7 +361,7 @@ def _sim_verdicts(rep: Report, label: str, results: dict) -> None:
 
 def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, forecasts: str,
                   solver: str, tmp: Path, penalties: list[float], retrain: bool = False,
-                  history: str = "simulated") -> None:
+                  history: str = "simulated", decompose: bool = False) -> None:
     from jobs import generate
     from jobs import simulate as js
 
@@ -437,6 +437,8 @@ def part_simulate(rep: Report, home: Path | None, days: int, warmup: int, foreca
         _sim_verdicts(rep, label, res)
     if penalties:
         _sensitivity(rep, cfg, days, warmup, forecasts, solver, penalties, runs[-1][2])
+    if decompose:
+        _decompose(rep, cfg, days, runs[-1][1], forecasts, solver, history, runs[-1][2])
 
 
 def _champion(cfg, train_date: dt.date, retrain: bool = False) -> str:
@@ -484,6 +486,45 @@ def _retrained(cfg, lines: list[str]) -> str:
             for r in table.itertuples()]
     return (f"; {len(lines)} retraining(s) during the replay; the registry after it: "
             + ", ".join(rows))
+
+
+def _decompose(rep: Report, cfg, days: int, warmup: int, forecasts: str, solver: str,
+               history: str, base: dict) -> None:
+    """The plan again (the longer replay) with the truth's mean, then the truth's spread,
+    swapped into its forecasts (``jobs.simulate --swap``): what of its cost gap to the oracle
+    is the forecasts' level and what their spread. Champion forecasts are read back from the
+    lake the replay scored (``lake``), so every run plans on the same nights' forecasts."""
+    from jobs import simulate as js
+
+    source = "lake" if forecasts in ("lake", "champion") else forecasts
+    oracle = base["oracle"].metrics["total_cost"]
+    runs = [("as they are", base["plan"])]
+    for swap, label in (("mean", "the truth's mean, their own spread"),
+                        ("spread", "their own mean, the truth's spread")):
+        sim = js.SimulateConfig(policies=("plan",), days=days, warmup_days=warmup,
+                                solver=solver, forecasts=source, history=history, swap=swap)
+        t0 = time.perf_counter()
+        runs.append((label, js.run(cfg, sim, progress=False, write=False).results["plan"]))
+        _say(f"simulate, swap {swap}: {time.perf_counter() - t0:.0f} s")
+    runs.append(("(oracle)", base["oracle"]))
+    rows = []
+    for label, res in runs:
+        m = res.metrics
+        rows.append([label, _fmt(m["fill_rate"], "pct"), _fmt(m["waste_pct"], "num"),
+                     _fmt(m["lost_margin"], "inr"), _fmt(m["waste_cost"], "inr"),
+                     _fmt(m["holding_cost"], "inr"), _fmt(m["total_cost"], "inr"),
+                     f"{m['total_cost'] / oracle:.3f}x"])
+    when = f"after the {warmup}-day warm-up" if warmup else "from the cold start"
+    rep.lines += [f"**What the plan's gap to the oracle is made of** ({when}; `--sim-decompose`: "
+                  "`replenish simulate --policy plan --swap mean|spread`): the plan re-run "
+                  "with its forecasts' mean replaced by the truth's expected demand (each "
+                  "quantile moved with it), then with their spread replaced by the truth's "
+                  "(a negative binomial with the truth's dispersion around their own mean).",
+                  ""]
+    rep.lines += md_table(["plan's forecasts", "fill rate", "waste % (perishables)",
+                           "lost margin", "waste cost", "holding cost", "total cost",
+                           "vs oracle"], rows, ":---|---:|---:|---:|---:|---:|---:|---:")
+    rep.lines += [""]
 
 
 def _sensitivity(rep: Report, cfg, days: int, warmup: int, forecasts: str, solver: str,
@@ -577,6 +618,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--penalties", default="",
                    help="comma-separated service penalties to simulate plan and oracle with "
                    "again after the warm-up (a sensitivity table; default none)")
+    p.add_argument("--sim-decompose", action="store_true",
+                   help="after the simulations, re-run the plan of the longer replay with the "
+                   "truth's mean, then the truth's spread, swapped into its forecasts "
+                   "(jobs.simulate --swap): what of its cost gap to the oracle is the "
+                   "forecasts' level and what their spread (default off)")
     p.add_argument("--keep", action="store_true", help="keep the temporary homes")
     p.add_argument("--out", default=str(RESULTS),
                    help="RESULTS.md to update ('-' to only print); default bench/RESULTS.md")
@@ -621,7 +667,8 @@ def main(argv: list[str] | None = None) -> int:
             part_simulate(rep, args.sim_home, sim_days, warmup, args.sim_forecasts,
                           args.sim_solver, home("sim"),
                           [float(x) for x in args.penalties.split(",") if x.strip()],
-                          retrain=args.sim_retrain == "weekly", history=args.sim_history)
+                          retrain=args.sim_retrain == "weekly", history=args.sim_history,
+                          decompose=args.sim_decompose)
     finally:
         load.stop()
         _stop_spark()

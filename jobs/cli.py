@@ -175,7 +175,7 @@ def _cmd_simulate(cfg: Config, args: argparse.Namespace) -> int:
         solver=args.solver or getattr(cfg, "plan_solver", "cbc"), forecasts=args.forecasts,
         suppliers=args.suppliers, capacity=args.capacity, warmup_days=args.warmup_days,
         minmax_capacity=not args.minmax_overfill, censored=args.censored,
-        retrain=args.retrain, history=args.history,
+        retrain=args.retrain, history=args.history, swap=args.swap,
         time_limit_s=float(getattr(cfg, "plan_time_limit_s", 8.0)),
         mip_gap=float(getattr(cfg, "plan_mip_gap", 0.005)))
     report = simulate.run(cfg, sim, progress=not args.no_progress)
@@ -410,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "world's (its min-max rule's sales and stock-outs, what lake and "
                      "champion forecasts read), to measure what learning from another "
                      "policy's history costs the plan (default simulated)")
+    sim.add_argument("--swap", choices=["none", "mean", "spread"], default="none",
+                     help="a diagnostic of the plan's cost gap to the oracle: feed the plan "
+                     "its forecasts with the truth's mean swapped in (each quantile moved "
+                     "with it) or with the truth's spread (a negative binomial with the "
+                     "truth's dispersion around the forecast's own mean); run with --policy "
+                     "plan and compare with an unswapped run (default none)")
     sim.add_argument("--censored", choices=["impute", "drop"], default="impute",
                      help="stock-out days in the history forecasts: impute reads a day the "
                      "shelf emptied as its likely demand (the gamma mean above the units "

@@ -57,6 +57,13 @@ Policies (``optimize/simulate.py`` replays them):
   simulation of the mixture in ``tests/optimize/test_simulate.py``). The oracle knows no
   realised shock. After the last day of truth the last day's distribution repeats.
 
+Swapping in the truth (``swap``, a diagnostic of the plan's cost gap to the oracle): the plan
+is fed its forecasts with one part replaced by the oracle's. ``mean``: the truth's expected
+demand as the mean, each quantile moved with it (its distance to the mean kept, clipped at
+0); ``spread``: the forecast's own mean, the quantiles a negative binomial's around it with
+the truth's dispersion. What the cost moves with tells whether the gap is the forecasts'
+level or their spread. The oracle and min-max are never swapped.
+
 Warm-up (``warmup_days``): the replay starts that many days before the measured window and
 those days are left out of the metrics, so each policy is measured in its own steady state.
 Without it the plan and the oracle spend the window selling down the stock the min-max rule
@@ -84,6 +91,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,8 +116,8 @@ from optimize.simulate import (
 )
 
 __all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS",
-           "CAPACITIES", "CENSORED",
-           "MinMaxPolicy", "OracleForecast", "HistoryForecast", "LakeForecast", "WeekdayProfile",
+           "CAPACITIES", "CENSORED", "SWAPS",
+           "MinMaxPolicy", "OracleForecast", "SwappedForecast", "HistoryForecast", "LakeForecast", "WeekdayProfile",
            "promotion_elasticity", "promotion_uplift",
            "load_window", "Window", "CASE_STUDY"]
 
@@ -119,6 +127,8 @@ FORECASTS = ("moving_average", "weekday_moving_average", "seasonal_naive", "lake
 HISTORIES = ("simulated", "world")
 #: How the history forecasts read a day whose shelf emptied (``HistoryForecast``).
 CENSORED = ("impute", "drop")
+#: What of the plan's forecasts is replaced by the truth's (``SwappedForecast``).
+SWAPS = ("none", "mean", "spread")
 SUPPLIERS = ("auto", "world", "perfect")
 CAPACITIES = ("observed", "declared")
 HORIZON = 7
@@ -167,6 +177,9 @@ class SimulateConfig:
     #: ``champion`` forecasts read): the same forecaster on the other policy's history, to
     #: measure what reading it costs the plan.
     history: str = "simulated"
+    #: A diagnostic: feed the plan its forecasts with the truth's mean (``"mean"``) or the
+    #: truth's spread (``"spread"``) swapped in (``SwappedForecast``); ``"none"``: as they are.
+    swap: str = "none"
 
     def __post_init__(self) -> None:
         bad = [p for p in self.policies if p not in POLICIES]
@@ -193,6 +206,8 @@ class SimulateConfig:
             raise ValueError(f"--history world is for the history forecasts; --forecasts "
                              f"{self.forecasts} already reads the world's history (its "
                              "lake/features)")
+        if self.swap not in SWAPS:
+            raise ValueError(f"--swap must be one of {SWAPS}, not {self.swap!r}")
         if self.retrain and self.forecasts != "champion":
             raise ValueError(f"--retrain needs --forecasts champion, not {self.forecasts!r}: "
                              "only the champion's forecasts come from a model to retrain")
@@ -641,13 +656,58 @@ class OracleForecast:
         self.pairs, self.expected, self.dispersion = pairs, expected, dispersion
         self.horizon = horizon
 
-    def __call__(self, night: Night) -> pd.DataFrame:
+    def truth(self, night: Night) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The active pairs' positions and their true mean and size, (pairs, horizon)."""
         idx = np.nonzero(night.active)[0]
         last = len(self.expected) - 1
         days = np.minimum(night.t + np.arange(1, self.horizon + 1), last)
-        mean = self.expected[days][:, idx].T
-        size = self.dispersion[days][:, idx].T
+        return idx, self.expected[days][:, idx].T, self.dispersion[days][:, idx].T
+
+    def __call__(self, night: Night) -> pd.DataFrame:
+        idx, mean, size = self.truth(night)
         return _forecast_frame(self.pairs, idx, mean, nb_quantiles(mean, size))
+
+
+class SwappedForecast:
+    """The forecasts of ``provider`` with the truth's mean (``part="mean"``) or spread
+    (``part="spread"``) swapped in (module docstring, "Swapping in the truth"). Rows the
+    truth does not cover (an inactive pair) are left as they are."""
+
+    def __init__(self, provider: Callable[[Night], pd.DataFrame], oracle: OracleForecast,
+                 part: str) -> None:
+        if part not in SWAPS[1:]:
+            raise ValueError(f"swap: part must be one of {SWAPS[1:]}, not {part!r}")
+        self.provider, self.oracle, self.part = provider, oracle, part
+
+    def __getattr__(self, attr: str) -> Any:
+        # what the run reads off the plan's forecast (``trained`` of a retraining champion)
+        if attr.startswith("__") or "provider" not in self.__dict__:
+            raise AttributeError(attr)
+        return getattr(self.provider, attr)
+
+    def __call__(self, night: Night) -> pd.DataFrame:
+        fc = self.provider(night).reset_index(drop=True)
+        idx, mean, size = self.oracle.truth(night)
+        pos = pd.Series(np.arange(len(idx)), index=pd.MultiIndex.from_arrays(
+            [self.oracle.pairs["store_id"].to_numpy()[idx],
+             self.oracle.pairs["sku_id"].to_numpy()[idx]]))
+        row = pos.reindex(pd.MultiIndex.from_arrays(
+            [fc["store_id"].to_numpy(), fc["sku_id"].to_numpy()])).to_numpy()
+        h = fc["horizon"].to_numpy(int) - 1
+        ok = ~np.isnan(row) & (h >= 0) & (h < mean.shape[1])
+        r, h = row[ok].astype(int), h[ok]
+        out = fc.copy()
+        cols = list(QUANTILE_COLUMNS)
+        if self.part == "mean":
+            shift = mean[r, h] - fc["mean"].to_numpy(float)[ok]
+            for c in cols:
+                out.loc[ok, c] = np.maximum(fc[c].to_numpy(float)[ok] + shift, 0.0)
+            out.loc[ok, "mean"] = mean[r, h]
+        else:
+            q = nb_quantiles(fc["mean"].to_numpy(float)[ok], size[r, h])
+            for j, c in enumerate(cols):
+                out.loc[ok, c] = q[:, j]
+        return out
 
 
 class HistoryForecast:
@@ -858,6 +918,9 @@ def _build_policy(name: str, win: Window, sim: SimulateConfig, cfg: Config):
                                    skip_festivals=sim.forecasts == "weekday_moving_average",
                                    promotions=sim.forecasts == "weekday_moving_average",
                                    world=sim.history == "world")
+    if sim.swap != "none" and name == "plan":
+        provider = SwappedForecast(provider, OracleForecast(win.pairs, win.expected,
+                                                            win.dispersion), sim.swap)
     return PlanPolicy(name, win.pairs, win.stores, provider, sim.plan_config())
 
 
@@ -944,6 +1007,9 @@ def _header(win: Window, settings: dict) -> str:
     warm = (f", measured after a {win.warmup}-day warm-up from {win.start}" if win.warmup
             else "")
     learnt = " learnt from the world's sales" if settings.get("history") == "world" else ""
+    swap = settings.get("swap", "none")
+    if swap != "none":
+        learnt += f", the truth's {swap} swapped in"
     return (f"Policy simulation {win.measured_start} .. {win.end} ({_measured_days(win)} "
             f"days{warm}): "
             f"{win.n_stores} store{'s' if win.n_stores != 1 else ''} x {win.n_skus} SKUs "
@@ -1031,6 +1097,7 @@ def run(cfg: Config, sim: SimulateConfig, progress: bool = True, write: bool = T
                 "forecasts": sim.forecasts, "suppliers": supplier_mode,
                 "capacity": sim.capacity, "warmup_days": sim.warmup_days,
                 "censored": sim.censored, "retrain": sim.retrain, "history": sim.history,
+                "swap": sim.swap,
                 "minmax_capacity": sim.minmax_capacity,
                 "lookback_days": sim.lookback_days, "time_limit_s": sim.time_limit_s,
                 "mip_gap": sim.mip_gap, "stores": list(sim.stores) if sim.stores else "all",

@@ -497,3 +497,61 @@ def test_history_forecast_scales_promoted_days_in_and_out(world, monkeypatch):
     flat = js._build_policy("plan", win, js.SimulateConfig(days=2, forecasts="moving_average"),
                             world)
     assert not flat.forecast.promotions
+
+
+def test_swapping_in_the_truth_replaces_only_the_mean_or_only_the_spread(world):
+    """``swap``: the plan's forecasts with the truth's mean (quantiles moved with it) or with
+    a negative binomial of the truth's dispersion around the forecast's own mean; rows of a
+    pair the truth does not cover tonight are left as they are."""
+    from scipy import stats
+
+    from optimize.simulate import Night
+
+    sim = js.SimulateConfig(days=2, stores=(1,), policies=("plan",), swap="mean")
+    win = js.load_window(world, sim)
+    n = len(win.pairs)
+    oracle = js.OracleForecast(win.pairs, win.expected, win.dispersion)
+    active = np.ones(n, bool)
+    active[0] = False  # the truth does not cover pair 0 tonight
+    zeros = np.zeros(n, np.int64)
+    night = Night(0, win.start, np.zeros((n, 8), np.int64), np.zeros((n, 1), np.int64),
+                  active, zeros, zeros, zeros, zeros)
+
+    def mine(_night):  # a forecast of every pair: twice the truth plus one, a wide spread
+        fc = oracle(Night(0, win.start, night.buckets, night.pipeline, np.ones(n, bool),
+                          zeros, zeros, zeros, zeros))
+        fc["mean"] = 2 * fc["mean"] + 1
+        for k, c in enumerate(("q50", "q80", "q90", "q95", "q99")):
+            fc[c] = fc["mean"] + k - 1.5  # q50 below the mean: clipped where it would be < 0
+        return fc
+
+    base = mine(night)
+    truth = oracle(night).set_index(["store_id", "sku_id", "horizon"])
+    got = js.SwappedForecast(mine, oracle, "mean")(night)
+    keyed = got.set_index(["store_id", "sku_id", "horizon"])
+    covered = keyed.index.isin(truth.index)
+    assert (~covered).sum() == 7 and covered.sum() == 7 * (n - 1)
+    np.testing.assert_allclose(keyed.loc[covered, "mean"],
+                               truth.loc[keyed.index[covered], "mean"])
+    np.testing.assert_allclose(keyed.loc[covered, "q95"] - keyed.loc[covered, "mean"], 1.5)
+    assert (keyed["q50"] >= 0).all()
+    left = base.set_index(["store_id", "sku_id", "horizon"]).loc[keyed.index[~covered]]
+    pd.testing.assert_frame_equal(keyed.loc[~covered], left)
+
+    spread = js.SwappedForecast(mine, oracle, "spread")(night)
+    row = spread[(spread["sku_id"] == win.pairs["sku_id"].iloc[1])
+                 & (spread["store_id"] == win.pairs["store_id"].iloc[1])
+                 & (spread["horizon"] == 2)].iloc[0]
+    mu = row["mean"]
+    assert mu == 2 * win.expected[1, 1] + 1  # the forecast's own mean
+    k = win.dispersion[1, 1]
+    assert row["q90"] == stats.nbinom.ppf(0.9, k, k / (k + mu))
+
+    assert isinstance(js._build_policy("plan", win, sim, world).forecast, js.SwappedForecast)
+    assert isinstance(js._build_policy("oracle", win, sim, world).forecast, js.OracleForecast)
+    with pytest.raises(ValueError, match="--swap must be one of"):
+        js.SimulateConfig(swap="both")
+    with pytest.raises(ValueError, match="part must be one of"):
+        js.SwappedForecast(mine, oracle, "none")
+    out = js.run(world, sim, progress=False, write=False)
+    assert out.settings["swap"] == "mean" and "the truth's mean swapped in" in out.text
