@@ -40,6 +40,10 @@ Three parts, each on its own temporary ``REPLENISH_HOME`` (deleted afterwards):
    >= 97%, perishable waste <= 4% of units received, turnover >= 30x, total cost <= 1.05x
    the oracle's and >= 25% below min-max's.
 
+``--sim-decompose`` re-runs the plan of the longer replay twice more, its forecasts with the
+truth's mean, then the truth's spread, swapped in (``replenish simulate --swap``), and
+tabulates what of its cost gap to the oracle is the forecasts' level and what their spread.
+
 ``--quick`` (a couple of minutes): 8,000 SKUs once per solver, ``run plan`` on ``small``
 instead of medium, and the simulation over 7 days (warm-up 7).
 
