@@ -117,7 +117,8 @@ from optimize.simulate import (
 
 __all__ = ["run", "SimulateConfig", "SimulateReport", "POLICIES", "FORECASTS", "SUPPLIERS",
            "CAPACITIES", "CENSORED", "SWAPS",
-           "MinMaxPolicy", "OracleForecast", "SwappedForecast", "HistoryForecast", "LakeForecast", "WeekdayProfile",
+           "MinMaxPolicy", "OracleForecast", "SwappedForecast", "HistoryForecast", "LakeForecast",
+           "WeekdayProfile",
            "promotion_elasticity", "promotion_uplift",
            "load_window", "Window", "CASE_STUDY"]
 
