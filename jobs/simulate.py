@@ -648,6 +648,12 @@ def _forecast_frame(pairs: pd.DataFrame, idx: np.ndarray, mean: np.ndarray,
     return out
 
 
+def _pair_rows(pairs: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """The row of ``pairs`` of each row of ``frame`` (by store_id, sku_id); -1 if none."""
+    index = pd.MultiIndex.from_frame(pairs[["store_id", "sku_id"]])
+    return index.get_indexer(pd.MultiIndex.from_frame(frame[["store_id", "sku_id"]]))
+
+
 class OracleForecast:
     """The true distribution of days t + 1 .. t + 7: mean ``expected_demand``, quantiles of
     the negative binomial with the truth's ``nb_dispersion`` (see the module docstring)."""
@@ -689,14 +695,12 @@ class SwappedForecast:
     def __call__(self, night: Night) -> pd.DataFrame:
         fc = self.provider(night).reset_index(drop=True)
         idx, mean, size = self.oracle.truth(night)
-        pos = pd.Series(np.arange(len(idx)), index=pd.MultiIndex.from_arrays(
-            [self.oracle.pairs["store_id"].to_numpy()[idx],
-             self.oracle.pairs["sku_id"].to_numpy()[idx]]))
-        row = pos.reindex(pd.MultiIndex.from_arrays(
-            [fc["store_id"].to_numpy(), fc["sku_id"].to_numpy()])).to_numpy()
+        of_pair = np.full(len(self.oracle.pairs) + 1, -1)  # pair row -> row of the truth
+        of_pair[idx] = np.arange(len(idx))
+        row = of_pair[_pair_rows(self.oracle.pairs, fc)]  # a pair not in pairs: -1 -> -1
         h = fc["horizon"].to_numpy(int) - 1
-        ok = ~np.isnan(row) & (h >= 0) & (h < mean.shape[1])
-        r, h = row[ok].astype(int), h[ok]
+        ok = (row >= 0) & (h >= 0) & (h < mean.shape[1])
+        r, h = row[ok], h[ok]
         out = fc.copy()
         cols = list(QUANTILE_COLUMNS)
         if self.part == "mean":
@@ -783,7 +787,7 @@ class HistoryForecast:
     def __call__(self, night: Night) -> pd.DataFrame:
         out = self._forecast(night)
         day1 = out[out["horizon"] == 1]
-        pos = self._pos(day1)
+        pos = _pair_rows(self.pairs, day1)
         self.next_mean[:] = np.nan
         self.next_var[:] = np.nan
         mean = day1["mean"].to_numpy(float)
@@ -791,10 +795,6 @@ class HistoryForecast:
         self.next_var[pos] = daily_variance(mean, day1[list(QUANTILE_COLUMNS[1:])].to_numpy(
             float))
         return out
-
-    def _pos(self, frame: pd.DataFrame) -> np.ndarray:
-        index = pd.MultiIndex.from_frame(self.pairs[["store_id", "sku_id"]])
-        return index.get_indexer(pd.MultiIndex.from_frame(frame[["store_id", "sku_id"]]))
 
     def _forecast(self, night: Night) -> pd.DataFrame:
         from models.protocol import QUANTILES
